@@ -1,0 +1,48 @@
+"""The alphanode page-text format: parse, render and synthesize documents. No database here."""
+
+from ._errors import DocumentError, EncodingError, FormatError
+from ._model import (
+    Block,
+    BulletList,
+    Document,
+    Entity,
+    Figure,
+    Flags,
+    Heading,
+    Image,
+    Layout,
+    Meta,
+    Outline,
+    Paragraph,
+    Payload,
+    Revision,
+    Scores,
+)
+from ._parse import parse
+from ._render import render
+from ._slug import slug_for, slugify
+
+__all__ = [
+    "Block",
+    "BulletList",
+    "Document",
+    "DocumentError",
+    "EncodingError",
+    "Entity",
+    "Figure",
+    "Flags",
+    "FormatError",
+    "Heading",
+    "Image",
+    "Layout",
+    "Meta",
+    "Outline",
+    "Paragraph",
+    "Payload",
+    "Revision",
+    "Scores",
+    "parse",
+    "render",
+    "slug_for",
+    "slugify",
+]
