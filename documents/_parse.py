@@ -83,9 +83,7 @@ class _Parser:
             bad = _CONTROL.search(line)
             if bad:
                 what = "a line break" if bad.group() in "\r\n" else f"character U+{ord(bad.group()):04X}"
-                raise EncodingError(
-                    name, f"page text; {what} is not allowed", line=number, text=line
-                )
+                raise EncodingError(name, f"page text; {what} is not allowed", line=number, text=line)
             if "\ufffd" in line:
                 raise EncodingError(
                     name, "page text; found U+FFFD, the mark of undecodable bytes", line=number, text=line
@@ -210,9 +208,7 @@ class _Parser:
                 gap = 0
                 i += 2
             elif f.IMAGE_SOURCE_MARK in line:
-                raise self.error(
-                    "an image caption line followed by '<caption>. image source: <source>'", i
-                )
+                raise self.error("an image caption line followed by '<caption>. image source: <source>'", i)
             elif line.lstrip().startswith("•"):
                 raise self.error(f"a list item indented as {f.BULLET!r}", i)
             else:
@@ -372,7 +368,9 @@ class _Parser:
         for record in self.records("entities", f.ENTITY_KEYS):
             entity = Entity(name=record[0][1], type=record[1][1])
             if entity in seen_entities:
-                raise self.error(f"entities: each entity once; {entity.name!r} ({entity.type}) is repeated", record[0][0])
+                raise self.error(
+                    f"entities: each entity once; {entity.name!r} ({entity.type}) is repeated", record[0][0]
+                )
             seen_entities.add(entity)
             entities.append(entity)
         image_sources = [
