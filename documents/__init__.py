@@ -18,7 +18,8 @@ from ._model import (
     Revision,
     Scores,
 )
-from ._parse import parse
+from ._json import to_dict
+from ._parse import decode, parse
 from ._render import render
 from ._slug import slug_for, slugify
 
@@ -41,8 +42,10 @@ __all__ = [
     "Payload",
     "Revision",
     "Scores",
+    "decode",
     "parse",
     "render",
     "slug_for",
     "slugify",
+    "to_dict",
 ]

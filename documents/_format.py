@@ -52,4 +52,5 @@ META_FIELDS = (
 )
 
 SCORE_MIN, SCORE_MAX = 0, 100
-INT_MAX = 2**63 - 1  # the largest value a BIGINT column holds
+# Counts and seeds are GraphQL `Int`s, which are signed 32-bit integers.
+INT_MAX = 2**31 - 1

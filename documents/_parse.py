@@ -31,10 +31,18 @@ from ._model import (
     Scores,
 )
 
-# C0 controls other than tab, DEL, and C1 controls: never part of page text.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-# A start or end tag: markup, not page text.
-_HTML_TAG = re.compile(r"<\s*/?\s*[A-Za-z][A-Za-z0-9-]*(\s[^<>]*)?/?\s*>|<!--|<!doctype", re.I)
+# C0 controls other than tab, DEL, C1 controls and lone surrogates (undecodable
+# bytes smuggled in by ``surrogateescape``): never part of page text. A line break
+# left inside a line is one of the other kind: the document mixes line endings.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+# A start or end tag of an HTML element: markup, not page text. Only element names
+# are matched, so that prose about code (``List<String>``) stays page text.
+_HTML_ELEMENTS = (
+    "a|abbr|article|aside|b|blockquote|body|br|button|code|div|em|figcaption|figure|footer|form|h[1-6]|"
+    "head|header|hr|html|i|iframe|img|input|li|link|main|meta|nav|ol|p|pre|script|section|small|span|"
+    "strong|style|svg|table|tbody|td|th|thead|title|tr|u|ul"
+)
+_HTML_TAG = re.compile(rf"</?(?:{_HTML_ELEMENTS})(?:\s[^<>]*)?/?\s*>|<!--|<!doctype", re.I)
 _INT = re.compile(r"0|[1-9][0-9]*")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _HEX = re.compile(r"[0-9a-f]+")
@@ -71,7 +79,10 @@ class _Parser:
             raise FormatError(name, "a document; the text is empty")
         if text.startswith("\ufeff"):
             raise EncodingError(name, "text without a byte order mark", line=1)
-        newline = "\r\n" if "\r\n" in text else "\n"
+        # The first line break sets the document's line ending; a line break of the
+        # other kind is then caught below, on its own line.
+        first_break = text.find("\n")
+        newline = "\r\n" if first_break > 0 and text[first_break - 1] == "\r" else "\n"
         lines = text.split(newline)
         self.final_newline = lines[-1] == ""
         if self.final_newline:
@@ -82,7 +93,11 @@ class _Parser:
         for number, line in enumerate(lines, 1):
             bad = _CONTROL.search(line)
             if bad:
-                what = "a line break" if bad.group() in "\r\n" else f"character U+{ord(bad.group()):04X}"
+                what = (
+                    f"a line break other than {newline!r} (mixed line endings)"
+                    if bad.group() in "\r\n"
+                    else f"character U+{ord(bad.group()):04X}"
+                )
                 raise EncodingError(name, f"page text; {what} is not allowed", line=number, text=line)
             if "\ufffd" in line:
                 raise EncodingError(
@@ -216,31 +231,32 @@ class _Parser:
                 blocks.append(kind(line, gap))
                 gap = 0
                 i += 1
+        if gap:  # blank lines after the last block: more than the one before the heading
+            raise self.error(f"one blank line before the {f.META_HEADING!r} heading, not {gap + 1}", stop - gap)
         self.i = end
         return tuple(blocks), figures
 
     def images(
         self,
         figures: list[tuple[int, str, str]],
-        sources: list[tuple[int, str, str, str]],
+        sources: list[list[tuple[int, str]]],
     ) -> tuple[Image, ...]:
         """Pair the body's images with the meta block's image sources, in order."""
         if len(figures) != len(sources):
-            index = sources[len(figures)][0] if len(sources) > len(figures) else figures[len(sources)][0]
+            index = sources[len(figures)][0][0] if len(sources) > len(figures) else figures[len(sources)][0]
             raise self.error(
                 f"one 'image sources' record per image in the body: the body shows "
                 f"{len(figures)} image(s), the meta block lists {len(sources)}",
                 index,
             )
         images = []
-        for position, ((_, caption, source), (index, m_source, url, m_caption)) in enumerate(
-            zip(figures, sources, strict=True), 1
-        ):
+        for position, ((_, caption, source), record) in enumerate(zip(figures, sources, strict=True), 1):
+            (source_index, m_source), (_, url), (caption_index, m_caption) = record
             if m_caption != caption or m_source != source:
                 raise self.error(
                     f"image source {position} to match image {position} of the body "
                     f"(caption {caption!r}, source {source!r})",
-                    index,
+                    source_index if m_source != source else caption_index,
                 )
             images.append(Image(position=position, caption=caption, source=source, url=url))
         return tuple(images)
@@ -257,10 +273,10 @@ class _Parser:
     def number(self, label: str, value: str, index: int, low: int = 0, high: int = f.INT_MAX) -> int:
         if not _INT.fullmatch(value):
             raise self.error(f"{label}: a whole number (digits only), not {value!r}", index)
-        number = int(value)
-        if not low <= number <= high:
-            raise self.error(f"{label}: a number from {low} to {high}, not {number}", index)
-        return number
+        # The length check first: int() refuses strings of thousands of digits.
+        if len(value) > len(str(high)) or not low <= int(value) <= high:
+            raise self.error(f"{label}: a number from {low} to {high}, not {value}", index)
+        return int(value)
 
     def checked(self, label: str, value: str, pattern: re.Pattern[str], what: str, index: int) -> str:
         if not pattern.fullmatch(value):
@@ -331,7 +347,7 @@ class _Parser:
         except ValueError:
             raise self.error(f"{label}: a real calendar date, not {value!r}", index) from None
 
-    def meta(self) -> tuple[Meta, list[tuple[int, str, str, str]]]:
+    def meta(self) -> tuple[Meta, list[list[tuple[int, str]]]]:
         topic = self.scalar("topic")
         summary = self.scalar("summary")
         outline = [v for _, v in self.keyed_block("ai outline", f.OUTLINE_KEYS)]
@@ -353,9 +369,7 @@ class _Parser:
         (_, status), (vi, version), (di, reviewed) = self.keyed_block("revision", f.REVISION_KEYS)
         self.checked("revision version", version, _VERSION, "a version such as 1.7.2", vi)
         at = self.i
-        reference = self.checked(
-            "reference", self.scalar("reference"), _KEY, "letters, digits and . _ : - only", at
-        )
+        reference = self.checked("reference", self.scalar("reference"), _KEY, "letters, digits and . _ : - only", at)
         at = self.i
         hash_ = self.checked("hash", self.scalar("hash"), _HEX, "lowercase hexadecimal digits", at)
         flags = [
@@ -373,10 +387,7 @@ class _Parser:
                 )
             seen_entities.add(entity)
             entities.append(entity)
-        image_sources = [
-            (record[0][0], record[0][1], record[1][1], record[2][1])
-            for record in self.records("image sources", f.IMAGE_SOURCE_KEYS)
-        ]
+        image_sources = self.records("image sources", f.IMAGE_SOURCE_KEYS)
         (pi, source_id), (_, generator), (ni, paragraphs), (_, scenario), (ei, seed) = self.keyed_block(
             "payload", f.PAYLOAD_KEYS
         )
