@@ -1,6 +1,7 @@
 """The alphanode page-text format: parse, render and synthesize documents. No database here."""
 
 from ._errors import DocumentError, EncodingError, FormatError
+from ._json import to_dict
 from ._model import (
     Block,
     BulletList,
@@ -18,7 +19,6 @@ from ._model import (
     Revision,
     Scores,
 )
-from ._json import to_dict
 from ._parse import decode, parse
 from ._render import render
 from ._slug import slug_for, slugify

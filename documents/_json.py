@@ -11,9 +11,7 @@ from ._slug import slug_for
 def to_dict(document: Document) -> dict[str, Any]:
     """The document's content as dicts and lists (camelCase keys, dates as YYYY-MM-DD)."""
     meta = document.meta
-    images = [
-        {"url": i.url, "caption": i.caption, "source": i.source, "position": i.position} for i in document.images
-    ]
+    images = [{"url": i.url, "caption": i.caption, "source": i.source, "position": i.position} for i in document.images]
     body: list[dict[str, Any]] = []
     for block in document.body:
         if isinstance(block, Figure):

@@ -57,8 +57,7 @@ def _lines(doc: Document) -> list[str]:
         "flags",
         f.FLAG_KEYS,
         tuple(
-            int(v)
-            for v in (flags.ai_generated_style, flags.has_images, flags.image_heavy, flags.needs_human_review)
+            int(v) for v in (flags.ai_generated_style, flags.has_images, flags.image_heavy, flags.needs_human_review)
         ),
     )
     out += _list("checklist", meta.checklist)
