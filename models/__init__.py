@@ -14,6 +14,7 @@ from .tables import (
     SimilarPost,
     StackTerm,
     Tool,
+    table,
 )
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "create_engine",
     "is_sqlite",
     "normalize_url",
+    "table",
 ]

@@ -1,0 +1,72 @@
+"""Engine set-up for SQLite (aiosqlite, the embedded default) and PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel import SQLModel
+
+# SQLite waits this long for another writer before giving up; one writer at a
+# time is a property of SQLite, not an error to show users.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Pick the async driver for a database URL: ``sqlite://`` and ``postgresql://`` work as given."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    backend = parsed.get_backend_name()
+    if backend == "sqlite" and parsed.drivername != "sqlite+aiosqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif backend == "postgresql" and parsed.drivername != "postgresql+asyncpg":
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database {backend!r}: use a sqlite:// or postgresql:// URL")
+    return parsed
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
+    """An async engine; SQLite runs in WAL mode with foreign keys on and a busy timeout."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise ValueError("use a SQLite file: an in-memory database is not shared between connections")
+        engine = create_async_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        # pysqlite's own transaction handling is replaced by explicit BEGIN so that
+        # SAVEPOINTs and "BEGIN IMMEDIATE" behave (SQLAlchemy docs, "Serializable isolation").
+        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    return create_async_engine(parsed, **kwargs)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Any) -> None:
+    # Writers take the write lock up front: a deferred transaction that reads and
+    # then writes can fail with SQLITE_BUSY_SNAPSHOT when another writer got in between.
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+async def create_all(engine: AsyncEngine) -> None:
+    """Create every table that does not exist yet."""
+    from . import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(SQLModel.metadata.create_all)

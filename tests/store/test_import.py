@@ -1,0 +1,155 @@
+"""Importing documents: receipts, idempotency, all-or-nothing per document."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from documents import parse, render
+from models import Post, PostBlock, PostStack, SimilarPost, table
+from store.export import find_post_id, load_document
+from store.importer import collect_sources, file_source, import_sources, text_source
+from tests.conftest import SEED_DOCUMENT
+
+pytestmark = pytest.mark.anyio
+
+TABLES = ("post", "post_block", "post_image", "checklist_item", "post_note", "post_stack", "post_tool", "post_entity")
+
+
+async def counts(engine: AsyncEngine) -> dict[str, int]:
+    async with engine.connect() as conn:
+        return {t: (await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar_one() for t in TABLES}
+
+
+async def test_import_creates_posts_and_reports_counts(engine: AsyncEngine, corpus: Path) -> None:
+    sources, missing = collect_sources([str(corpus)])
+    receipt = await import_sources(engine, sources)
+    assert missing == []
+    assert (receipt.created, receipt.updated, receipt.unchanged, receipt.rejected) == (81, 0, 0, [])
+    assert receipt.similar_refreshed == 81
+    assert (await counts(engine))["post"] == 81
+
+
+async def test_reimport_reports_unchanged_and_changes_nothing(engine: AsyncEngine, corpus: Path) -> None:
+    sources, _ = collect_sources([str(corpus)])
+    await import_sources(engine, sources)
+    before = await counts(engine)
+    async with engine.connect() as conn:
+        stamps = (await conn.execute(select(table(Post).c.id, table(Post).c.updated_at))).all()
+    receipt = await import_sources(engine, sources)
+    assert (receipt.created, receipt.updated, receipt.unchanged) == (0, 0, 81)
+    assert receipt.similar_refreshed == 0
+    assert "nothing changed" in receipt.summary()
+    assert await counts(engine) == before
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(table(Post).c.id, table(Post).c.updated_at))).all() == stamps
+
+
+async def test_changed_document_is_updated_in_place(engine: AsyncEngine) -> None:
+    original = SEED_DOCUMENT.read_text(encoding="utf-8")
+    await import_sources(engine, [text_source("seed.txt", original)])
+    edited = original.replace("final notes", "closing notes").replace("  • ruff\n", "")
+    receipt = await import_sources(engine, [text_source("seed-edited.txt", edited)])
+    assert (receipt.created, receipt.updated, receipt.unchanged) == (0, 1, 0)
+    async with engine.connect() as conn:
+        post_id = await conn.run_sync(lambda c: find_post_id(c, reference="anp-ref-001632-5801"))
+        document = await conn.run_sync(load_document, post_id)
+        assert (await conn.execute(select(func.count()).select_from(table(Post)))).scalar_one() == 1
+        stack_rows = (
+            await conn.execute(select(func.count()).where(table(PostStack).c.post_id == post_id))
+        ).scalar_one()
+    assert document is not None
+    assert render(document) == edited
+    assert "ruff" not in document.meta.tools
+    assert stack_rows == 3
+
+
+async def test_bad_documents_never_stop_good_ones_nor_leave_partial_posts(engine: AsyncEngine, corpus: Path) -> None:
+    good = sorted(corpus.glob("*.txt"))[:5]
+    bad_score = SEED_DOCUMENT.read_text(encoding="utf-8").replace("quality: 96", "quality: 196")
+    sources = [text_source("truncated.txt", good[0].read_text()[:900]), *map(file_source, good)]
+    sources.insert(3, text_source("bad-score.txt", bad_score))
+    sources.append(text_source("binary.bin", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"))
+    receipt = await import_sources(engine, sources, batch_size=2)
+    assert receipt.created == 5
+    assert {o.name for o in receipt.rejected} == {"truncated.txt", "bad-score.txt", "binary.bin"}
+    by_name = {o.name: o.error or "" for o in receipt.rejected}
+    assert "bad-score.txt:" in by_name["bad-score.txt"] and "a number from 0 to 100" in by_name["bad-score.txt"]
+    assert "truncated" in by_name["truncated.txt"]
+    assert not receipt.ok
+    async with engine.connect() as conn:
+        posts = (await conn.execute(select(func.count()).select_from(table(Post)))).scalar_one()
+        orphans = (
+            await conn.execute(
+                select(func.count())
+                .select_from(table(PostBlock))
+                .where(table(PostBlock).c.post_id.not_in(select(table(Post).c.id)))
+            )
+        ).scalar_one()
+    assert (posts, orphans) == (5, 0)
+
+
+async def test_reference_taken_by_another_post_is_rejected_and_not_written(engine: AsyncEngine) -> None:
+    original = SEED_DOCUMENT.read_text(encoding="utf-8")
+    impostor = original.replace("source id: alphanode-001632", "source id: alphanode-999999")
+    receipt = await import_sources(engine, [text_source("a.txt", original), text_source("b.txt", impostor)])
+    assert receipt.created == 1
+    (rejected,) = receipt.rejected
+    assert rejected.name == "b.txt"
+    assert "reference 'anp-ref-001632-5801' already belongs to the post with source id 'alphanode-001632'" in (
+        rejected.error or ""
+    )
+    assert (await counts(engine))["post"] == 1
+
+
+async def test_same_source_id_twice_in_one_run_ends_with_the_later_version(engine: AsyncEngine) -> None:
+    original = SEED_DOCUMENT.read_text(encoding="utf-8")
+    later = original.replace("view count223096", "view count223097")
+    receipt = await import_sources(engine, [text_source("v1.txt", original), text_source("v2.txt", later)])
+    assert (receipt.created, receipt.updated) == (1, 1)
+    async with engine.connect() as conn:
+        views = (await conn.execute(select(table(Post).c.view_count))).scalar_one()
+    assert views == 223097
+
+
+def test_collect_sources_reads_folders_files_and_stdin(corpus: Path, tmp_path: Path) -> None:
+    (tmp_path / "notes.md").write_text("not a document")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "x.txt").write_text("hidden")
+    nested = tmp_path / "nested"
+    nested.mkdir()
+    (nested / "a.txt").write_text("a")
+    stdin = io.BytesIO(SEED_DOCUMENT.read_bytes())
+    sources, missing = collect_sources([str(tmp_path), str(SEED_DOCUMENT), "-", str(tmp_path / "nope.txt")], stdin)
+    names = [s.name for s in sources]
+    assert names == [str(nested / "a.txt"), str(SEED_DOCUMENT), "<stdin>"]
+    assert sources[2].read() == SEED_DOCUMENT.read_bytes()
+    assert [m.error for m in missing] == [f"{tmp_path / 'nope.txt'}: no such file or folder"]
+
+
+async def test_every_imported_post_exports_byte_for_byte(engine: AsyncEngine, corpus: Path) -> None:
+    files = sorted(corpus.glob("*.txt"))
+    await import_sources(engine, [file_source(p) for p in files])
+    async with engine.connect() as conn:
+        for path in files:
+            original = path.read_text(encoding="utf-8")
+            reference = parse(original).meta.reference
+            post_id = await conn.run_sync(lambda c, r=reference: find_post_id(c, reference=r))
+            document = await conn.run_sync(load_document, post_id)
+            assert document is not None
+            assert render(document) == original, path.name
+
+
+async def test_similar_posts_are_stored_for_every_post(engine: AsyncEngine, corpus: Path) -> None:
+    await import_sources(engine, collect_sources([str(corpus)])[0])
+    async with engine.connect() as conn:
+        with_similar = (
+            await conn.execute(select(func.count(func.distinct(table(SimilarPost).c.post_id))))
+        ).scalar_one()
+        pending = (await conn.execute(select(func.count()).where(table(Post).c.similar_state != 0))).scalar_one()
+    assert with_similar == 81
+    assert pending == 0
