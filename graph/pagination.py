@@ -1,0 +1,98 @@
+"""Relay-style cursor pagination: connection types and opaque keyset cursors.
+
+A cursor holds the ordering it belongs to and the sort key of its post, so a
+page starts right after (or before) that post however many posts are added or
+removed meanwhile, and a cursor from another ordering is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import strawberry
+
+from .errors import BadUserInput
+from .post import Post
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+
+FirstArg = Annotated[
+    int | None,
+    strawberry.argument(description=f"Return the first n posts after `after`, 1..{MAX_PAGE}."),
+]
+AfterArg = Annotated[
+    str | None, strawberry.argument(description="Return posts after this cursor (an edge's `cursor`).")
+]
+LastArg = Annotated[
+    int | None,
+    strawberry.argument(description=f"Return the last n posts before `before`, 1..{MAX_PAGE}."),
+]
+BeforeArg = Annotated[
+    str | None, strawberry.argument(description="Return posts before this cursor (an edge's `cursor`).")
+]
+
+
+@strawberry.type(description="Where a page sits in the whole list.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="More posts follow the last edge of this page.")
+    has_previous_page: bool = strawberry.field(description="More posts precede the first edge of this page.")
+    start_cursor: str | None = strawberry.field(description="Cursor of the first edge; null for an empty page.")
+    end_cursor: str | None = strawberry.field(description="Cursor of the last edge; null for an empty page.")
+
+
+@strawberry.type(description="A post in a page of posts, with its cursor.")
+class PostEdge:
+    cursor: str = strawberry.field(description="Opaque cursor: pass it as `after` or `before` to page on.")
+    node: Post = strawberry.field(description="The post.")
+
+
+@strawberry.type(description="A page of posts with the cursors to fetch the next and previous pages.")
+class PostConnection:
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+    edges: list[PostEdge] = strawberry.field(description="The posts of this page, in order.")
+    page_info: PageInfo = strawberry.field(description="Whether more pages exist, and their cursors.")
+
+    @strawberry.field(description="How many posts the whole list holds, across all pages.")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+def encode_cursor(ordering: str, key: list[Any]) -> str:
+    raw = json.dumps([ordering, key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, ordering: str, argument: str) -> list[Any]:
+    """The sort key in a cursor; a clear error for a cursor of another ordering or none at all."""
+    try:
+        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii"))
+        kind, key = json.loads(raw)
+    except (binascii.Error, UnicodeError, ValueError, TypeError):
+        raise BadUserInput(f"{argument}: {cursor!r} is not a cursor given out by this API", argument=argument) from None
+    if kind != ordering or not isinstance(key, list):
+        raise BadUserInput(
+            f"{argument}: this cursor belongs to another ordering or filter; "
+            "start again from the first page with the new one",
+            argument=argument,
+        )
+    return key
+
+
+def page_size(first: int | None, last: int | None) -> tuple[int, bool]:
+    """(how many, forward?) from first/last; a clear error outside 1..MAX_PAGE or for both."""
+    if first is not None and last is not None:
+        raise BadUserInput("give either first or last, not both", argument="first")
+    if last is not None:
+        if not 1 <= last <= MAX_PAGE:
+            raise BadUserInput(f"last must be between 1 and {MAX_PAGE}, not {last}", argument="last")
+        return last, False
+    if first is None:
+        return DEFAULT_PAGE, True
+    if not 1 <= first <= MAX_PAGE:
+        raise BadUserInput(f"first must be between 1 and {MAX_PAGE}, not {first}", argument="first")
+    return first, True

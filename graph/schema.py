@@ -1,0 +1,76 @@
+"""The schema: root types composed, error masking and caches configured."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from .errors import ApiError
+from .query import Query
+from .scalars import SCALAR_MAP
+
+log = logging.getLogger("alphanode.graphql")
+
+INTERNAL_ERROR = "Internal server error."
+# Distinct operation texts kept parsed and validated; the frontend sends a handful.
+DOCUMENT_CACHE_SIZE = 1_000
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """An error from a bug or an outage rather than from the request: masked for clients."""
+    original = error.original_error
+    return original is not None and not isinstance(original, (ApiError, GraphQLError))
+
+
+class _MaskUnexpected(MaskErrors):
+    """Replace unexpected errors by a fixed message; request errors pass through as they are."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=is_unexpected, error_message=INTERNAL_ERROR)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        return GraphQLError(
+            INTERNAL_ERROR,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR"},
+        )
+
+
+class Schema(strawberry.Schema):
+    """Logs unexpected errors with their traceback for operators; request errors are not logged as errors."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        for error in errors:
+            if is_unexpected(error):
+                log.error("unexpected error at %s", error.path, exc_info=error.original_error)
+
+
+def build_schema(**kwargs: Any) -> Schema:
+    return Schema(
+        query=Query,
+        extensions=[
+            # Factories: a fresh extension per request; the caches themselves are shared.
+            lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+            lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+            _MaskUnexpected,
+        ],
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        **kwargs,
+    )
+
+
+schema = build_schema()
+
+
+def schema_sdl() -> str:
+    """The schema in SDL, as checked in at ``schema.graphql``."""
+    return schema.as_str() + "\n"
