@@ -1,0 +1,51 @@
+# One command per task. `make run` and `make test` do all set-up on a fresh machine.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SAMPLE_COUNT ?= 1000
+SAMPLE_SEED ?= 1
+export ALPHANODE_DATABASE_URL ?= sqlite:///alphanode.db
+
+.PHONY: run test install sample lint typecheck check schema bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+var/sample/.done: | $(BIN)/.installed
+	$(BIN)/alphanode generate --count $(SAMPLE_COUNT) --seed $(SAMPLE_SEED) --out var/sample --quiet
+	touch $@
+
+sample: var/sample/.done
+
+# Create the store, import the sample document and the synthesized posts (a no-op
+# when they are already there), then serve GraphQL with GraphiQL.
+run: install sample
+	$(BIN)/alphanode init
+	$(BIN)/alphanode import --quiet samples var/sample
+	$(BIN)/alphanode serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+schema: install
+	$(BIN)/alphanode export-schema
+
+clean:
+	rm -rf var alphanode.db alphanode.db-wal alphanode.db-shm .pytest_cache .mypy_cache .ruff_cache

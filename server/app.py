@@ -1,0 +1,79 @@
+"""The Starlette application: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+import models
+from graph.schema import schema
+
+from .graphiql import STATIC_DIR, graphiql_html, load_examples
+from .graphql_http import graphql_endpoint
+from .responses import JSONResponse, error_body
+from .settings import Settings
+
+log = logging.getLogger("alphanode.server")
+
+OPERATIONS_DIR = Path(__file__).parent / "operations"
+
+
+async def healthz(request: Request) -> Response:
+    """200 when the database answers, 503 when it does not; never the reason in the body."""
+    try:
+        async with request.app.state.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:
+        log.exception("health check: the database does not answer")
+        return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
+    return JSONResponse(error_body(exc.detail, code), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(error_body("Internal server error.", "INTERNAL_SERVER_ERROR"), status_code=500)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The application for these settings; the engine lives as long as the app's lifespan."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = models.create_engine(settings.database_url)
+        await models.create_all(engine)
+        app.state.engine = engine
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Mount("/static/graphiql", StaticFiles(directory=STATIC_DIR), name="graphiql-static"),
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.schema = schema
+    app.state.graphiql_html = graphiql_html(examples=load_examples(OPERATIONS_DIR))
+    return app

@@ -1,0 +1,262 @@
+"""The ``alphanode`` command line. Each command parses its options and delegates.
+
+Every command reads ALPHANODE_DATABASE_URL (default: ``sqlite:///alphanode.db`` in
+the working directory); ``--database`` overrides it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .settings import Settings
+
+log = logging.getLogger("alphanode")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "database", None):
+        overrides["database_url"] = args.database
+    return Settings(**overrides)
+
+
+def _engine(settings: Settings) -> Any:
+    import models
+
+    return models.create_engine(settings.database_url)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    import models
+
+    settings = _settings(args)
+
+    async def run() -> None:
+        engine = _engine(settings)
+        try:
+            await models.create_all(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print(f"store ready at {settings.database_url}")
+    return 0
+
+
+def _progress(total: int, enabled: bool) -> tuple[Callable[[int], None] | None, Callable[[], None]]:
+    """A progress bar on standard error when it is a terminal."""
+    if not enabled or not sys.stderr.isatty() or total < 2:
+        return None, lambda: None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    )
+    task = progress.add_task("importing", total=total)
+    progress.start()
+    return (lambda n: progress.advance(task, n)), progress.stop
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    import models
+    from store.importer import collect_sources, import_sources
+
+    settings = _settings(args)
+    sources, missing = collect_sources(args.paths)
+    advance, stop = _progress(len(sources), not args.quiet)
+
+    async def run() -> Any:
+        engine = _engine(settings)
+        try:
+            await models.create_all(engine)
+            return await import_sources(engine, sources, batch_size=args.batch_size, advance=advance)
+        finally:
+            await engine.dispose()
+
+    try:
+        receipt = asyncio.run(run())
+    finally:
+        stop()
+    receipt.outcomes = missing + receipt.outcomes
+    if args.json:
+        sys.stdout.write(orjson.dumps(receipt.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(receipt.summary())
+        for outcome in receipt.rejected:
+            print(f"rejected: {outcome.error}")
+    return 0 if receipt.ok else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from documents import render, to_dict
+    from store.export import find_post_id, load_document
+
+    settings = _settings(args)
+
+    async def run() -> Any:
+        engine = _engine(settings)
+        try:
+            async with engine.connect() as conn:
+                post_id = await conn.run_sync(lambda c: find_post_id(c, reference=args.reference, slug=args.slug))
+                return None if post_id is None else await conn.run_sync(load_document, post_id)
+        finally:
+            await engine.dispose()
+
+    document = asyncio.run(run())
+    if document is None:
+        what = f"reference {args.reference!r}" if args.reference else f"slug {args.slug!r}"
+        print(f"no post with {what}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(to_dict(document), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.buffer.write(render(document).encode("utf-8"))
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from documents.synth import write
+
+    advance, stop = _progress(args.count, not args.quiet)
+    try:
+        written = write(Path(args.out), args.count, args.seed, start=args.start, progress=advance)
+    finally:
+        stop()
+    print(f"wrote {written} document(s) to {args.out}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    overrides: dict[str, Any] = {}
+    if args.database:
+        overrides["database_url"] = args.database
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    settings = Settings(**overrides)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_export_schema(args: argparse.Namespace) -> int:
+    from graph import schema_sdl
+
+    sdl = schema_sdl()
+    if args.check:
+        current = Path(args.out).read_text(encoding="utf-8") if Path(args.out).exists() else ""
+        if current != sdl:
+            print(f"{args.out} is stale: run `alphanode export-schema`", file=sys.stderr)
+            return 1
+        print(f"{args.out} is up to date")
+        return 0
+    if args.out == "-":
+        sys.stdout.write(sdl)
+    else:
+        Path(args.out).write_text(sdl, encoding="utf-8")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    import models
+    from store.similar import rebuild_similar
+
+    settings = _settings(args)
+
+    async def run() -> int:
+        engine = _engine(settings)
+        try:
+            await models.create_all(engine)
+            return await rebuild_similar(engine)
+        finally:
+            await engine.dispose()
+
+    print(f"similar posts recomputed for {asyncio.run(run())} post(s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alphanode", description="alphanode content API: import, export, serve.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and decisions")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(fn=fn)
+        if name not in ("generate", "export-schema"):
+            p.add_argument("--database", help="database URL (default: $ALPHANODE_DATABASE_URL)")
+        return p
+
+    command("init", cmd_init, "create the store's tables if they do not exist")
+
+    p = command("import", cmd_import, "import page-text documents: files, folders (their *.txt) and - for stdin")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--batch-size", type=int, default=500, help="documents per transaction (default 500)")
+    p.add_argument("--json", action="store_true", help="print the receipt as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = command("export", cmd_export, "print a stored post as page text (or JSON)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--reference", help="the post's reference, such as anp-ref-001632-5801")
+    which.add_argument("--slug", help="the post's slug")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+    p = command("generate", cmd_generate, "write synthesized documents, deterministic for a seed")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="folder to write to")
+    p.add_argument("--start", type=int, default=1, help="number of the first document (default 1)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = command("serve", cmd_serve, "serve GraphQL (and GraphiQL) over HTTP with uvicorn")
+    p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8000)")
+
+    p = command("export-schema", cmd_export_schema, "write the GraphQL schema in SDL")
+    p.add_argument("--out", default="schema.graphql", help="file to write, - for stdout (default schema.graphql)")
+    p.add_argument("--check", action="store_true", help="fail if the file differs from the code's schema")
+
+    command("similar", cmd_similar, "recompute every post's similar posts with the current weights")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.fn(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
