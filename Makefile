@@ -33,6 +33,7 @@ run: install sample
 	$(BIN)/alphanode serve --host $(HOST) --port $(PORT)
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/pytest
 
 lint: install

@@ -147,14 +147,14 @@ def _parse_all(sources: Iterable[Source], receipt: Receipt, advance: Progress | 
             text = decode(data, source.name)
             document = parse(text, source.name)
         except DocumentError as exc:
-            log.warning("rejected %s", exc)
+            log.info("rejected %s", exc)
             receipt.outcomes.append(Outcome(source.name, "", "rejected", error=str(exc)))
             if advance:
                 advance(1)
             continue
         except OSError as exc:
             message = f"{source.name}: cannot be read ({exc.strerror or exc.__class__.__name__})"
-            log.warning("rejected %s", message)
+            log.info("rejected %s", message)
             receipt.outcomes.append(Outcome(source.name, "", "rejected", error=message))
             if advance:
                 advance(1)
@@ -232,5 +232,5 @@ async def _write_in_transaction(
     vocabulary.merge(pending)
     for outcome in outcomes:
         if outcome.status == "rejected":
-            log.warning("rejected %s", outcome.error)
+            log.info("rejected %s", outcome.error)
     return outcomes
