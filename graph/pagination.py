@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import orjson
 import strawberry
 
 from .errors import BadUserInput
@@ -63,23 +63,33 @@ class PostConnection:
 
 
 def encode_cursor(ordering: str, key: list[Any]) -> str:
-    raw = json.dumps([ordering, key], separators=(",", ":")).encode()
+    raw = orjson.dumps([ordering, key])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, ordering: str, argument: str) -> list[Any]:
-    """The sort key in a cursor; a clear error for a cursor of another ordering or none at all."""
+def decode_cursor(cursor: str, ordering: str, argument: str, shape: tuple[type, ...]) -> list[Any]:
+    """The sort key in a cursor, checked against ``shape`` (the type of each part).
+
+    A clear error for a cursor of another ordering, a forged one, or none at all.
+    """
+    not_ours = BadUserInput(f"{argument}: {cursor!r} is not a cursor given out by this API", argument=argument)
     try:
         raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii"))
-        kind, key = json.loads(raw)
+        kind, key = orjson.loads(raw)
     except (binascii.Error, UnicodeError, ValueError, TypeError):
-        raise BadUserInput(f"{argument}: {cursor!r} is not a cursor given out by this API", argument=argument) from None
-    if kind != ordering or not isinstance(key, list):
+        raise not_ours from None
+    if kind != ordering:
         raise BadUserInput(
             f"{argument}: this cursor belongs to another ordering or filter; "
             "start again from the first page with the new one",
             argument=argument,
         )
+    if not isinstance(key, list) or len(key) != len(shape):
+        raise not_ours
+    for part, expected in zip(key, shape, strict=True):
+        # bool is an int to Python, not to a cursor.
+        if not isinstance(part, expected) or (expected is int and isinstance(part, bool)):
+            raise not_ours
     return key
 
 

@@ -49,7 +49,9 @@ class Query:
     ) -> Post | None:
         given = [name for name, value in (("slug", slug), ("id", id), ("reference", reference)) if value is not None]
         if len(given) != 1:
-            raise BadUserInput("post: give exactly one of slug, id or reference", argument="slug")
+            raise BadUserInput(
+                "post: give exactly one of slug, id or reference", argument=given[-1] if given else "slug"
+            )
         loaders = info.context.loaders
         if slug is not None:
             row = await loaders.post_by_slug.load(slug)
@@ -74,9 +76,9 @@ class Query:
         db = info.context.db
         statement = select(*POST_COLUMNS)
         if after is not None:
-            statement = statement.where(post_t.c.id < decode_cursor(after, NEWEST, "after")[0])
+            statement = statement.where(post_t.c.id < decode_cursor(after, NEWEST, "after", (int,))[0])
         if before is not None:
-            statement = statement.where(post_t.c.id > decode_cursor(before, NEWEST, "before")[0])
+            statement = statement.where(post_t.c.id > decode_cursor(before, NEWEST, "before", (int,))[0])
         key = post_t.c.id.desc() if forward else post_t.c.id.asc()
         rows = list(await db.all(statement.order_by(key).limit(size + 1)))
         more = len(rows) > size

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from sqlalchemy import inspect
 
 from .settings import Settings
 
@@ -32,6 +33,22 @@ def _engine(settings: Settings) -> Any:
     import models
 
     return models.create_engine(settings.database_url)
+
+
+_NO_STORE = object()
+
+
+def _sqlite_file_missing(settings: Settings) -> bool:
+    """A SQLite URL naming a file that does not exist (connecting would create an empty one)."""
+    from models import normalize_url
+
+    url = normalize_url(settings.database_url)
+    return url.get_backend_name() == "sqlite" and not Path(url.database or "").exists()
+
+
+def _no_store(settings: Settings) -> int:
+    print(f"no store at {settings.database_url}: run `alphanode init` or `alphanode import` first", file=sys.stderr)
+    return 1
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -105,16 +122,23 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
 
+    if _sqlite_file_missing(settings):
+        return _no_store(settings)
+
     async def run() -> Any:
         engine = _engine(settings)
         try:
             async with engine.connect() as conn:
+                if not await conn.run_sync(lambda c: inspect(c).has_table("post")):
+                    return _NO_STORE
                 post_id = await conn.run_sync(lambda c: find_post_id(c, reference=args.reference, slug=args.slug))
                 return None if post_id is None else await conn.run_sync(load_document, post_id)
         finally:
             await engine.dispose()
 
     document = asyncio.run(run())
+    if document is _NO_STORE:
+        return _no_store(settings)
     if document is None:
         what = f"reference {args.reference!r}" if args.reference else f"slug {args.slug!r}"
         print(f"no post with {what}", file=sys.stderr)
