@@ -9,15 +9,16 @@ loaders, one statement per relation for a whole page of posts.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated, Any
 
+import orjson
 import strawberry
 
 from store.similar import MAX_SIMILAR
 
 from .context import Info
 from .errors import BadUserInput
+from .executor import batch_resolver
 from .node import Node, encode_id
 
 
@@ -128,19 +129,19 @@ class PostMeta:
 
     @strawberry.field(description="Stack terms the post is about, in the post's order.")
     async def stack(self, info: Info) -> list[str]:
-        return await info.context.loaders.stack.load(self.pk)
+        return (await meta_stack([self], info))[0]
 
     @strawberry.field(description="Tools the post uses, in the post's order.")
     async def tools(self, info: Info) -> list[str]:
-        return await info.context.loaders.tools.load(self.pk)
+        return (await meta_tools([self], info))[0]
 
     @strawberry.field(description="The post's checklist of operational checks, in order.")
     async def checklist(self, info: Info) -> list[str]:
-        return await info.context.loaders.checklist.load(self.pk)
+        return (await meta_checklist([self], info))[0]
 
     @strawberry.field(description="Editorial notes about the post, in order.")
     async def notes(self, info: Info) -> list[str]:
-        return await info.context.loaders.notes.load(self.pk)
+        return (await meta_notes([self], info))[0]
 
     @classmethod
     def from_row(cls, row: Any) -> PostMeta:
@@ -201,37 +202,15 @@ class Post(Node):
 
     @strawberry.field(description="The post's body after the intro, block by block in page order.")
     async def body(self, info: Info) -> list[Block]:
-        loaders = info.context.loaders
-        blocks_future = loaders.blocks.load(self.pk)
-        images_future = loaders.images.load(self.pk)
-        rows, image_rows = await blocks_future, await images_future
-        images = {row.position: Image.from_row(row) for row in image_rows}
-        body: list[HeadingBlock | ParagraphBlock | ListBlock | ImageBlock] = []
-        items: list[str] | None = None
-        for row in rows:
-            if row.kind == "item":
-                if items is not None and row.gap == 0:
-                    items.append(row.text)
-                    continue
-                items = [row.text]
-                body.append(ListBlock(items=items))
-                continue
-            items = None
-            if row.kind == "heading":
-                body.append(HeadingBlock(text=row.text))
-            elif row.kind == "paragraph":
-                body.append(ParagraphBlock(text=row.text))
-            elif row.kind == "image":
-                body.append(ImageBlock(image=images[row.image]))
-        return body
+        return (await post_body([self], info))[0]
 
     @strawberry.field(description="The post's images in page order.")
     async def images(self, info: Info) -> list[Image]:
-        return [Image.from_row(row) for row in await info.context.loaders.images.load(self.pk)]
+        return (await post_images([self], info))[0]
 
     @strawberry.field(description="Entities the post is about, in the post's order.")
     async def entities(self, info: Info) -> list[Entity]:
-        return [Entity(name=row.name, type=row.type) for row in await info.context.loaders.entities.load(self.pk)]
+        return (await post_entities([self], info))[0]
 
     @strawberry.field(
         description="Posts most like this one, best first: ranked by shared topic, entities, stack and tools, "
@@ -244,17 +223,7 @@ class Post(Node):
             int, strawberry.argument(description=f"How many similar posts to return, 0..{MAX_SIMILAR}.")
         ] = 5,
     ) -> list[SimilarPost]:
-        if not 0 <= first <= MAX_SIMILAR:
-            raise BadUserInput(
-                f"similarPosts(first:) must be between 0 and {MAX_SIMILAR}, not {first}", argument="first"
-            )
-        if first == 0:
-            return []
-        rows = await info.context.loaders.similar.load(self.pk)
-        return [
-            SimilarPost(post=Post.from_row(row), score=row.similar_score, reasons=json.loads(row.similar_reasons))
-            for row in rows[:first]
-        ]
+        return (await post_similar_posts([self], info, first=first))[0]
 
     @classmethod
     def from_row(cls, row: Any) -> Post:
@@ -267,3 +236,83 @@ class Post(Node):
             meta=PostMeta.from_row(row),
             scores=Scores(quality=row.quality, freshness=row.freshness, depth=row.depth, clarity=row.clarity),
         )
+
+
+# Batch resolvers: each loads one relation for a whole level of objects. The
+# fields above call them for a single object; graph.executor calls them once per level.
+
+
+def _body(rows: list[Any], image_rows: list[Any]) -> list[HeadingBlock | ParagraphBlock | ListBlock | ImageBlock]:
+    images = {row.position: Image.from_row(row) for row in image_rows}
+    body: list[HeadingBlock | ParagraphBlock | ListBlock | ImageBlock] = []
+    items: list[str] | None = None
+    for row in rows:
+        if row.kind == "item":
+            # Consecutive items with no blank line between them form one list.
+            if items is not None and row.gap == 0:
+                items.append(row.text)
+                continue
+            items = [row.text]
+            body.append(ListBlock(items=items))
+            continue
+        items = None
+        if row.kind == "heading":
+            body.append(HeadingBlock(text=row.text))
+        elif row.kind == "paragraph":
+            body.append(ParagraphBlock(text=row.text))
+        elif row.kind == "image":
+            body.append(ImageBlock(image=images[row.image]))
+    return body
+
+
+@batch_resolver("Post", "body")
+async def post_body(
+    posts: list[Post], info: Info
+) -> list[list[HeadingBlock | ParagraphBlock | ListBlock | ImageBlock]]:
+    loaders = info.context.loaders
+    keys = [p.pk for p in posts]
+    blocks = loaders.blocks.load_many(keys)
+    images = loaders.images.load_many(keys)
+    return [_body(rows, image_rows) for rows, image_rows in zip(await blocks, await images, strict=True)]
+
+
+@batch_resolver("Post", "images")
+async def post_images(posts: list[Post], info: Info) -> list[list[Image]]:
+    rows = await info.context.loaders.images.load_many([p.pk for p in posts])
+    return [[Image.from_row(row) for row in group] for group in rows]
+
+
+@batch_resolver("Post", "entities")
+async def post_entities(posts: list[Post], info: Info) -> list[list[Entity]]:
+    rows = await info.context.loaders.entities.load_many([p.pk for p in posts])
+    return [[Entity(name=row.name, type=row.type) for row in group] for group in rows]
+
+
+@batch_resolver("Post", "similarPosts")
+async def post_similar_posts(posts: list[Post], info: Info, first: int = 5) -> list[list[SimilarPost]]:
+    if not 0 <= first <= MAX_SIMILAR:
+        raise BadUserInput(f"similarPosts(first:) must be between 0 and {MAX_SIMILAR}, not {first}", argument="first")
+    if first == 0:
+        return [[] for _ in posts]
+    rows = await info.context.loaders.similar.load_many([p.pk for p in posts])
+    return [
+        [
+            SimilarPost(post=Post.from_row(row), score=row.similar_score, reasons=orjson.loads(row.similar_reasons))
+            for row in group[:first]
+        ]
+        for group in rows
+    ]
+
+
+def _meta_list(loader_name: str) -> Any:
+    async def resolve(metas: list[PostMeta], info: Info) -> list[list[str]]:
+        loader = getattr(info.context.loaders, loader_name)
+        return list(await loader.load_many([m.pk for m in metas]))
+
+    return resolve
+
+
+meta_stack = batch_resolver("PostMeta", "stack")(_meta_list("stack"))
+meta_tools = batch_resolver("PostMeta", "tools")(_meta_list("tools"))
+meta_checklist = batch_resolver("PostMeta", "checklist")(_meta_list("checklist"))
+meta_notes = batch_resolver("PostMeta", "notes")(_meta_list("notes"))

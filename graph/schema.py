@@ -12,6 +12,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from .errors import ApiError
+from .executor import Executor
 from .query import Query
 from .scalars import SCALAR_MAP
 
@@ -69,6 +70,7 @@ def build_schema(**kwargs: Any) -> Schema:
 
 
 schema = build_schema()
+executor = Executor(schema, cache_size=DOCUMENT_CACHE_SIZE)
 
 
 def schema_sdl() -> str:

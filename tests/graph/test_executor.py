@@ -1,0 +1,165 @@
+"""The batched executor gives exactly what Strawberry's executor gives, or hands the operation back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import models
+from graph import Context
+from graph.schema import executor, schema
+from loaders import RequestDb
+from store.importer import collect_sources, import_sources
+from tests.conftest import OPERATIONS
+
+SEED_REFERENCE = "anp-ref-001632-5801"
+
+
+@pytest.fixture(scope="module")
+def store(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('executor') / 'store.db'}"
+
+    async def load() -> None:
+        engine = models.create_engine(url)
+        await models.create_all(engine)
+        await import_sources(engine, collect_sources([str(corpus)])[0])
+        await engine.dispose()
+
+    asyncio.run(load())
+    yield url
+
+
+def both(
+    url: str, query: str, variables: dict[str, Any] | None = None, operation: str | None = None
+) -> tuple[Any, Any]:
+    """(batched data, regular result) for one operation, each with its own request context."""
+
+    async def run() -> tuple[Any, Any]:
+        engine = models.create_engine(url)
+        try:
+            prepared = executor.prepare(query, operation)
+            assert prepared is not None, "the batched executor should take this operation"
+            db = RequestDb(engine)
+            try:
+                fast = await executor.execute(prepared, variables, Context.create(db))
+            finally:
+                await db.close()
+            db = RequestDb(engine)
+            try:
+                regular = await schema.execute(query, variables, Context.create(db), operation_name=operation)
+            finally:
+                await db.close()
+            return fast, regular
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def slug_of(url: str) -> str:
+    fast, _ = both(url, "{ posts(first: 3) { edges { node { slug } } } }")
+    return str(fast["posts"]["edges"][2]["node"]["slug"])
+
+
+@pytest.mark.parametrize(
+    ("file", "operation"),
+    [("post-page.graphql", "PostPage"), ("post-page.graphql", "PostByReference"), ("listing.graphql", None)],
+)
+def test_frontend_operations_give_identical_results(store: str, file: str, operation: str | None) -> None:
+    query = (OPERATIONS / file).read_text(encoding="utf-8")
+    variables = {"slug": slug_of(store), "reference": SEED_REFERENCE, "first": 40}
+    fast, regular = both(store, query, variables, operation)
+    assert regular.errors is None
+    assert fast == regular.data
+    assert fast, "the result must hold data"
+
+
+QUERIES = {
+    "aliases-and-typename": (
+        """query { a: posts(first: 2) { __typename totalCount edges { c: cursor node { __typename t: title
+           meta { s: stack stack } } } } b: post(reference: "anp-ref-001632-5801") { id } }""",
+        None,
+    ),
+    "fragments-on-union-and-interface": (
+        """query($r: String!) { post(reference: $r) { ...F body { ... on HeadingBlock { text }
+           ... on ListBlock { items } ...Img } } }
+           fragment F on Node { id ... on Post { slug } }
+           fragment Img on ImageBlock { image { position url } }""",
+        {"r": SEED_REFERENCE},
+    ),
+    "skip-and-include-with-variables": (
+        """query($yes: Boolean!, $no: Boolean!) { posts(first: 3) { edges { node { slug @include(if: $yes)
+           title @skip(if: $yes) meta @include(if: $no) { topic } scores @skip(if: $no) { quality } } } } }""",
+        {"yes": True, "no": False},
+    ),
+    "same-field-merged-from-two-selections": (
+        """{ posts(first: 2) { edges { node { meta { topic } meta { summary revision { status } }
+           meta { revision { version } } } } } }""",
+        None,
+    ),
+    "nested-similar-posts": (
+        """{ posts(first: 5) { edges { node { similarPosts(first: 3) { score post {
+           similarPosts(first: 2) { reasons post { slug entities { name type } } } } } } } } }""",
+        None,
+    ),
+    "node-with-inline-fragment": (
+        """query($id: ID!) { node(id: $id) { id ... on Post { title images { url position } } } }""",
+        {"id": "UG9zdDphbHBoYW5vZGUtMDAxNjMy"},
+    ),
+    "backward-page": (
+        """{ posts(last: 4) { pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+           edges { node { slug } } } }""",
+        None,
+    ),
+    "missing-post-is-null": ("""{ post(slug: "no-such-post") { title } }""", None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(QUERIES))
+def test_varied_queries_give_identical_results(store: str, name: str) -> None:
+    query, variables = QUERIES[name]
+    fast, regular = both(store, query, variables)
+    assert regular.errors is None
+    assert fast == regular.data
+
+
+@pytest.mark.parametrize(
+    ("query", "operation"),
+    [
+        ("{ posts(first: 500) { totalCount } }", None),  # a resolver error: the regular executor reports it
+        ("{ __schema { queryType { name } } }", None),  # introspection
+    ],
+)
+def test_errors_and_introspection_are_handed_back(store: str, query: str, operation: str | None) -> None:
+    prepared = executor.prepare(query, operation)
+    assert prepared is not None
+
+    async def run() -> None:
+        engine = models.create_engine(store)
+        db = RequestDb(engine)
+        try:
+            with pytest.raises(Exception):  # noqa: B017 - any exception hands the operation back
+                await executor.execute(prepared, None, Context.create(db))
+        finally:
+            await db.close()
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("query", "operation"),
+    [
+        ("{ nope }", None),  # does not validate
+        ("mutation { x }", None),
+        ("query A { posts { totalCount } } query B { posts { totalCount } }", None),  # which one?
+        ("query A { posts { totalCount } }", "B"),
+        ("{ posts(first: 1) { totalCount }", None),  # syntax error
+    ],
+)
+def test_operations_it_cannot_run_are_not_prepared(query: str, operation: str | None) -> None:
+    assert executor.prepare(query, operation) is None
