@@ -117,9 +117,7 @@ def _brute_force(documents: list[Document]) -> dict[str, list[tuple[str, float]]
     expected = {}
     for p, mine in terms.items():
         total = sum(weight[t] for t in mine)
-        scored = [
-            (q, round(sum(weight[t] for t in mine & theirs) / total, 6)) for q, theirs in terms.items() if q != p
-        ]
+        scored = [(q, round(sum(weight[t] for t in mine & theirs) / total, 6)) for q, theirs in terms.items() if q != p]
         scored = [(q, s) for q, s in scored if s > 0]
         scored.sort(key=lambda item: (-item[1], item[0]))
         expected[p] = scored[:MAX_SIMILAR]
