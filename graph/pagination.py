@@ -15,6 +15,9 @@ from typing import Annotated, Any
 import orjson
 import strawberry
 
+from loaders import RequestDb, posts
+from loaders.posts import Ordering, Selection
+
 from .errors import BadUserInput
 from .post import Post
 
@@ -49,6 +52,11 @@ class PageInfo:
 class PostEdge:
     cursor: str = strawberry.field(description="Opaque cursor: pass it as `after` or `before` to page on.")
     node: Post = strawberry.field(description="The post.")
+    highlight: str | None = strawberry.field(
+        default=None,
+        description="With `search`: a snippet of the post with the matched words in `<mark>` tags; the rest of "
+        "the text is HTML-escaped, so the snippet is safe to put in a page. Null without a search.",
+    )
 
 
 @strawberry.type(description="A page of posts with the cursors to fetch the next and previous pages.")
@@ -106,3 +114,39 @@ def page_size(first: int | None, last: int | None) -> tuple[int, bool]:
     if not 1 <= first <= MAX_PAGE:
         raise BadUserInput(f"first must be between 1 and {MAX_PAGE}, not {first}", argument="first")
     return first, True
+
+
+async def post_connection(
+    db: RequestDb,
+    selection: Selection,
+    ordering: Ordering,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> PostConnection:
+    """A page of the selected posts in the given order, as a connection."""
+    size, forward = page_size(first, last)
+    name = ordering.name(selection)
+    shape = ordering.cursor_shape
+    after_key = decode_cursor(after, name, "after", shape) if after is not None else None
+    before_key = decode_cursor(before, name, "before", shape) if before is not None else None
+    found = await posts.page(db, selection, ordering, size, forward=forward, after=after_key, before=before_key)
+    edges = [
+        PostEdge(cursor=encode_cursor(name, key), node=Post.from_row(row), highlight=highlight)
+        for row, key, highlight in zip(found.rows, found.keys, found.highlights, strict=True)
+    ]
+
+    async def count() -> int:
+        return await posts.count(db, selection)
+
+    return PostConnection(
+        count=count,
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=found.more if forward else before is not None,
+            has_previous_page=after is not None if forward else found.more,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+    )

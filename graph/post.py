@@ -22,6 +22,11 @@ from .executor import batch_resolver
 from .node import Node, encode_id
 
 
+def _date(value: Any) -> dt.date | None:
+    """A date column: SQLite hands back the ISO text it stores."""
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
 @strawberry.type(description="Editorial scores of a post, each from 0 to 100.")
 class Scores:
     quality: int = strawberry.field(description="How good the post is overall, 0..100.")
@@ -73,7 +78,7 @@ class Image:
 
     @classmethod
     def from_row(cls, row: Any) -> Image:
-        return cls(url=row.url, caption=row.caption, source=row.source, position=row.position)
+        return cls(url=row["url"], caption=row["caption"], source=row["source"], position=row["position"])
 
 
 @strawberry.type(description="A named thing a post is about: a stack, an area, a problem, a tool.")
@@ -146,35 +151,35 @@ class PostMeta:
     @classmethod
     def from_row(cls, row: Any) -> PostMeta:
         return cls(
-            pk=row.id,
-            topic=row.topic,
-            summary=row.summary,
+            pk=row["id"],
+            topic=row["topic"],
+            summary=row["summary"],
             ai_outline=AiOutline(
-                context=row.outline_context,
-                problem=row.outline_problem,
-                stack=row.outline_stack,
-                recommended_action=row.outline_action,
+                context=row["outline_context"],
+                problem=row["outline_problem"],
+                stack=row["outline_stack"],
+                recommended_action=row["outline_action"],
             ),
-            ai_brief=row.ai_brief,
-            code_language=row.code_language,
-            difficulty=row.difficulty,
-            reading_time=row.reading_time,
-            view_count=row.view_count,
-            revision=Revision(status=row.status, version=row.version, last_reviewed=row.last_reviewed),
-            reference=row.reference,
-            hash=row.meta_hash,
+            ai_brief=row["ai_brief"],
+            code_language=row["code_language"],
+            difficulty=row["difficulty"],
+            reading_time=row["reading_time"],
+            view_count=row["view_count"],
+            revision=Revision(status=row["status"], version=row["version"], last_reviewed=_date(row["last_reviewed"])),
+            reference=row["reference"],
+            hash=row["meta_hash"],
             flags=Flags(
-                ai_generated_style=bool(row.ai_generated_style),
-                has_images=bool(row.has_images),
-                image_heavy=bool(row.image_heavy),
-                needs_human_review=bool(row.needs_human_review),
+                ai_generated_style=bool(row["ai_generated_style"]),
+                has_images=bool(row["has_images"]),
+                image_heavy=bool(row["image_heavy"]),
+                needs_human_review=bool(row["needs_human_review"]),
             ),
             payload=Payload(
-                source_id=row.source_id,
-                generator=row.generator,
-                paragraphs=row.paragraphs,
-                scenario=row.scenario,
-                seed=row.seed,
+                source_id=row["source_id"],
+                generator=row["generator"],
+                paragraphs=row["paragraphs"],
+                scenario=row["scenario"],
+                seed=row["seed"],
             ),
         )
 
@@ -228,13 +233,15 @@ class Post(Node):
     @classmethod
     def from_row(cls, row: Any) -> Post:
         return cls(
-            pk=row.id,
-            id=encode_id("Post", row.source_id),
-            slug=row.slug,
-            title=row.title,
-            intro=row.intro,
+            pk=row["id"],
+            id=encode_id("Post", row["source_id"]),
+            slug=row["slug"],
+            title=row["title"],
+            intro=row["intro"],
             meta=PostMeta.from_row(row),
-            scores=Scores(quality=row.quality, freshness=row.freshness, depth=row.depth, clarity=row.clarity),
+            scores=Scores(
+                quality=row["quality"], freshness=row["freshness"], depth=row["depth"], clarity=row["clarity"]
+            ),
         )
 
 
@@ -243,25 +250,25 @@ class Post(Node):
 
 
 def _body(rows: list[Any], image_rows: list[Any]) -> list[HeadingBlock | ParagraphBlock | ListBlock | ImageBlock]:
-    images = {row.position: Image.from_row(row) for row in image_rows}
+    images = {row["position"]: Image.from_row(row) for row in image_rows}
     body: list[HeadingBlock | ParagraphBlock | ListBlock | ImageBlock] = []
     items: list[str] | None = None
     for row in rows:
-        if row.kind == "item":
+        if row["kind"] == "item":
             # Consecutive items with no blank line between them form one list.
-            if items is not None and row.gap == 0:
-                items.append(row.text)
+            if items is not None and row["gap"] == 0:
+                items.append(row["text"])
                 continue
-            items = [row.text]
+            items = [row["text"]]
             body.append(ListBlock(items=items))
             continue
         items = None
-        if row.kind == "heading":
-            body.append(HeadingBlock(text=row.text))
-        elif row.kind == "paragraph":
-            body.append(ParagraphBlock(text=row.text))
-        elif row.kind == "image":
-            body.append(ImageBlock(image=images[row.image]))
+        if row["kind"] == "heading":
+            body.append(HeadingBlock(text=row["text"]))
+        elif row["kind"] == "paragraph":
+            body.append(ParagraphBlock(text=row["text"]))
+        elif row["kind"] == "image":
+            body.append(ImageBlock(image=images[row["image"]]))
     return body
 
 
@@ -285,7 +292,7 @@ async def post_images(posts: list[Post], info: Info) -> list[list[Image]]:
 @batch_resolver("Post", "entities")
 async def post_entities(posts: list[Post], info: Info) -> list[list[Entity]]:
     rows = await info.context.loaders.entities.load_many([p.pk for p in posts])
-    return [[Entity(name=row.name, type=row.type) for row in group] for group in rows]
+    return [[Entity(name=row["name"], type=row["type"]) for row in group] for group in rows]
 
 
 @batch_resolver("Post", "similarPosts")
@@ -297,7 +304,9 @@ async def post_similar_posts(posts: list[Post], info: Info, first: int = 5) -> l
     rows = await info.context.loaders.similar.load_many([p.pk for p in posts])
     return [
         [
-            SimilarPost(post=Post.from_row(row), score=row.similar_score, reasons=orjson.loads(row.similar_reasons))
+            SimilarPost(
+                post=Post.from_row(row), score=row["similar_score"], reasons=orjson.loads(row["similar_reasons"])
+            )
             for row in group[:first]
         ]
         for group in rows

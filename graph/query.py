@@ -1,35 +1,28 @@
-"""Root query fields: one post, a page of posts, any node."""
+"""Root query fields: posts, facets, the vocabulary, and any node."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import strawberry
-from sqlalchemy import func, select
-
-from loaders.batch import POST_COLUMNS, post_t
 
 from .context import Info
 from .errors import BadUserInput
+from .facets import FacetFirstArg, PostFacets, facet_size
+from .filters import OrderArg, SearchArg, WhereArg, to_ordering, to_selection
 from .node import Node, decode_id
-from .pagination import (
-    AfterArg,
-    BeforeArg,
-    FirstArg,
-    LastArg,
-    PageInfo,
-    PostConnection,
-    PostEdge,
-    decode_cursor,
-    encode_cursor,
-    page_size,
-)
+from .pagination import AfterArg, BeforeArg, FirstArg, LastArg, PostConnection, post_connection
 from .post import Post
-
-# Without another ordering, posts come newest first: the order they were first imported, latest first.
-NEWEST = "newest"
-
-_COUNT = select(func.count()).select_from(post_t)
+from .vocabulary import (
+    EntityDetail,
+    EntityTermConnection,
+    TermConnection,
+    VocabularyAfter,
+    VocabularyFirst,
+    entity_connection,
+    entity_detail,
+    term_connection,
+)
 
 
 @strawberry.type(description="Reading posts.")
@@ -63,7 +56,9 @@ class Query:
             row = await loaders.post_by_source_id.load(key) if type_name == "Post" else None
         return Post.from_row(row) if row is not None else None
 
-    @strawberry.field(description="Posts, a page at a time, newest first (the order they were first imported).")
+    @strawberry.field(
+        description="Posts, a page at a time: filtered by `where`, found by `search`, in the order of `orderBy`."
+    )
     async def posts(
         self,
         info: Info,
@@ -71,35 +66,48 @@ class Query:
         after: AfterArg = None,
         last: LastArg = None,
         before: BeforeArg = None,
+        where: WhereArg = None,
+        order_by: OrderArg = None,
+        search: SearchArg = None,
     ) -> PostConnection:
-        size, forward = page_size(first, last)
-        db = info.context.db
-        statement = select(*POST_COLUMNS)
-        if after is not None:
-            statement = statement.where(post_t.c.id < decode_cursor(after, NEWEST, "after", (int,))[0])
-        if before is not None:
-            statement = statement.where(post_t.c.id > decode_cursor(before, NEWEST, "before", (int,))[0])
-        key = post_t.c.id.desc() if forward else post_t.c.id.asc()
-        rows = list(await db.all(statement.order_by(key).limit(size + 1)))
-        more = len(rows) > size
-        rows = rows[:size]
-        if not forward:
-            rows.reverse()
-        edges = [PostEdge(cursor=encode_cursor(NEWEST, [row.id]), node=Post.from_row(row)) for row in rows]
+        selection = to_selection(where, search)
+        ordering = to_ordering(order_by, selection)
+        return await post_connection(info.context.db, selection, ordering, first, after, last, before)
 
-        async def count() -> int:
-            return int(await db.scalar(_COUNT))
+    @strawberry.field(description="Counts of posts by topic, stack, tools, entities and more, for filter boxes.")
+    async def facets(
+        self, info: Info, where: WhereArg = None, search: SearchArg = None, first: FacetFirstArg = 20
+    ) -> PostFacets:
+        return PostFacets(selection=to_selection(where, search), first=facet_size(first))
 
-        return PostConnection(
-            count=count,
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=more if forward else before is not None,
-                has_previous_page=after is not None if forward else more,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-        )
+    @strawberry.field(description="Stack terms used by at least one post, alphabetically, with their post counts.")
+    async def stacks(self, info: Info, first: VocabularyFirst = 20, after: VocabularyAfter = None) -> TermConnection:
+        return await term_connection(info, "stack", first, after)
+
+    @strawberry.field(description="Tools used by at least one post, alphabetically, with their post counts.")
+    async def tools(self, info: Info, first: VocabularyFirst = 20, after: VocabularyAfter = None) -> TermConnection:
+        return await term_connection(info, "tools", first, after)
+
+    @strawberry.field(description="Entities mentioned by at least one post, by name then type, with post counts.")
+    async def entities(
+        self,
+        info: Info,
+        type: Annotated[
+            str | None, strawberry.argument(description="Only entities of this type, such as `stack`.")
+        ] = None,
+        first: VocabularyFirst = 20,
+        after: VocabularyAfter = None,
+    ) -> EntityTermConnection:
+        return await entity_connection(info, type, first, after)
+
+    @strawberry.field(description="An entity and the posts that mention it; null if no post mentions it.")
+    async def entity(
+        self,
+        info: Info,
+        name: Annotated[str, strawberry.argument(description="The entity's name.")],
+        type: Annotated[str, strawberry.argument(description="The entity's type.")],
+    ) -> EntityDetail | None:
+        return await entity_detail(info, name, type)
 
     @strawberry.field(description="Any object by its global ID; null if it does not exist.")
     async def node(

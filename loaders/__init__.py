@@ -9,18 +9,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import Row
 from strawberry.dataloader import DataLoader
 
-from . import batch
-from .db import RequestDb
+from . import batch, posts, vocabulary
+from .db import ReadPool, RequestDb, Row
 
 K = TypeVar("K")
 V = TypeVar("V")
-
-PostRow = Row[Any]
 
 
 def _loader(db: RequestDb, fn: Callable[[RequestDb, Sequence[K]], Awaitable[list[V]]]) -> DataLoader[K, V]:
@@ -31,18 +28,18 @@ def _loader(db: RequestDb, fn: Callable[[RequestDb, Sequence[K]], Awaitable[list
 class Loaders:
     """The request's loaders, one per relation."""
 
-    post_by_id: DataLoader[int, PostRow | None]
-    post_by_slug: DataLoader[str, PostRow | None]
-    post_by_reference: DataLoader[str, PostRow | None]
-    post_by_source_id: DataLoader[str, PostRow | None]
-    blocks: DataLoader[int, list[Row[Any]]]
-    images: DataLoader[int, list[Row[Any]]]
+    post_by_id: DataLoader[int, Row | None]
+    post_by_slug: DataLoader[str, Row | None]
+    post_by_reference: DataLoader[str, Row | None]
+    post_by_source_id: DataLoader[str, Row | None]
+    blocks: DataLoader[int, list[Row]]
+    images: DataLoader[int, list[Row]]
     stack: DataLoader[int, list[str]]
     tools: DataLoader[int, list[str]]
-    entities: DataLoader[int, list[Row[Any]]]
+    entities: DataLoader[int, list[Row]]
     checklist: DataLoader[int, list[str]]
     notes: DataLoader[int, list[str]]
-    similar: DataLoader[int, list[Row[Any]]]
+    similar: DataLoader[int, list[Row]]
 
     @classmethod
     def create(cls, db: RequestDb) -> Loaders:
@@ -62,4 +59,4 @@ class Loaders:
         )
 
 
-__all__ = ["Loaders", "PostRow", "RequestDb"]
+__all__ = ["Loaders", "ReadPool", "RequestDb", "Row", "batch", "posts", "vocabulary"]

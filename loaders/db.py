@@ -1,65 +1,275 @@
-"""The per-request database handle that loaders share.
+"""The read path's connections: a pool per process, one connection per request.
 
 One connection and one read transaction per request, opened on the first
-statement and closed when the request ends: every statement of a request sees
+statement and ended when the request ends: every statement of a request sees
 the same snapshot, so a post page never mixes two versions of a post being
-edited. Batches of different loaders run concurrently on the event loop, and one
-connection is not safe across concurrent tasks, so statements take turns behind
-a lock. A connection per batch was the alternative; it loses the snapshot and,
-with aiosqlite, costs a thread start whenever the pool runs dry.
+edited. Batches of different loaders may run concurrently on the event loop and
+one connection is not safe across concurrent tasks, so statements take turns
+behind a lock. A connection per batch was the alternative; it loses the
+snapshot and, with aiosqlite, starts a thread whenever the pool runs dry.
+
+SQLite connections are aiosqlite's (a thread each, one hop per statement with
+``execute_fetchall``), opened read-only (``query_only``). PostgreSQL connections
+come from an asyncpg pool, in REPEATABLE READ, READ ONLY transactions.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Executable, Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+import aiosqlite
+import asyncpg
+from sqlalchemy.engine import URL
+
+from models.engine import SQLITE_BUSY_TIMEOUT_MS, normalize_url
+
+from .sql import Dialect, Sql
+
+Row = Any  # sqlite3.Row or asyncpg.Record: both index by position and by column name
+StatementHook = Callable[[str], None]
+
+
+class ReadPool:
+    """Connections for reads, shared by the requests of one process."""
+
+    dialect: Dialect
+
+    def __init__(self) -> None:
+        self.hooks: list[StatementHook] = []  # called with each statement's text (tests, metrics)
+
+    @staticmethod
+    async def open(url: str | URL, size: int = 8) -> ReadPool:
+        parsed = normalize_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            return await SqliteReadPool.create(parsed.database or "", size)
+        return await PostgresReadPool.create(parsed, size)
+
+    def statement(self, text: str) -> None:
+        for hook in self.hooks:
+            hook(text)
+
+    async def acquire(self) -> ReadConnection:
+        raise NotImplementedError
+
+    async def trace(self, callback: StatementHook) -> None:
+        """Call ``callback`` with the text of every statement the driver runs (tests, debugging)."""
+        raise NotImplementedError
+
+    async def release(self, conn: ReadConnection) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class ReadConnection:
+    """One connection's read transaction."""
+
+    async def begin(self) -> None:
+        raise NotImplementedError
+
+    async def fetch(self, text: str, params: Sequence[Any]) -> list[Row]:
+        raise NotImplementedError
+
+    async def end(self) -> None:
+        raise NotImplementedError
+
+
+class _SqliteConnection(ReadConnection):
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+
+    async def begin(self) -> None:
+        await self.conn.execute_fetchall("BEGIN")
+
+    async def fetch(self, text: str, params: Sequence[Any]) -> list[Row]:
+        return list(await self.conn.execute_fetchall(text, params))
+
+    async def end(self) -> None:
+        if self.conn.in_transaction:
+            await self.conn.execute_fetchall("ROLLBACK")
+
+
+class SqliteReadPool(ReadPool):
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, path: str, size: int) -> None:
+        super().__init__()
+        self.path = path
+        self.size = size
+        self._idle: asyncio.LifoQueue[_SqliteConnection] = asyncio.LifoQueue()
+        self._all: list[_SqliteConnection] = []
+        self._opening = asyncio.Lock()
+        self._trace: StatementHook | None = None
+
+    @classmethod
+    async def create(cls, path: str, size: int) -> SqliteReadPool:
+        if not path or path == ":memory:":
+            raise ValueError("use a SQLite file: an in-memory database is not shared between connections")
+        return cls(str(Path(path)), size)
+
+    async def _connect(self) -> _SqliteConnection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = aiosqlite.Row
+        for pragma in (
+            f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            "PRAGMA query_only=1",
+            "PRAGMA cache_size=-65536",  # 64 MiB of page cache per connection
+            "PRAGMA mmap_size=268435456",
+            "PRAGMA temp_store=MEMORY",
+        ):
+            await conn.execute_fetchall(pragma)
+        if self._trace is not None:
+            await conn.set_trace_callback(self._trace)
+        wrapped = _SqliteConnection(conn)
+        self._all.append(wrapped)
+        return wrapped
+
+    async def trace(self, callback: StatementHook) -> None:
+        """SQLite's own trace callback, on every connection: what the driver really runs."""
+        self._trace = callback
+        for conn in self._all:
+            await conn.conn.set_trace_callback(callback)
+
+    async def acquire(self) -> ReadConnection:
+        with contextlib.suppress(asyncio.QueueEmpty):
+            return self._idle.get_nowait()
+        async with self._opening:
+            if len(self._all) < self.size:
+                return await self._connect()
+        return await self._idle.get()
+
+    async def release(self, conn: ReadConnection) -> None:
+        assert isinstance(conn, _SqliteConnection)
+        self._idle.put_nowait(conn)
+
+    async def close(self) -> None:
+        for conn in self._all:
+            await conn.conn.close()
+        self._all.clear()
+
+
+class _PostgresConnection(ReadConnection):
+    __slots__ = ("conn", "transaction")
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.transaction: Any = None
+
+    async def begin(self) -> None:
+        self.transaction = self.conn.transaction(isolation="repeatable_read", readonly=True)
+        await self.transaction.start()
+
+    async def fetch(self, text: str, params: Sequence[Any]) -> list[Row]:
+        return list(await self.conn.fetch(text, *params))
+
+    async def end(self) -> None:
+        if self.transaction is not None:
+            transaction, self.transaction = self.transaction, None
+            await transaction.rollback()
+
+
+class PostgresReadPool(ReadPool):
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__()
+        self.pool = pool
+        self._trace: StatementHook | None = None
+        self._traced: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    @classmethod
+    async def create(cls, url: URL, size: int) -> PostgresReadPool:
+        pool = await asyncpg.create_pool(
+            host=url.host or None,
+            port=url.port or None,
+            user=url.username or None,
+            password=url.password or None,
+            database=url.database or None,
+            min_size=1,
+            max_size=size,
+        )
+        return cls(pool)
+
+    async def acquire(self) -> ReadConnection:
+        conn = await self.pool.acquire()
+        if self._trace is not None:
+            raw = getattr(conn, "_con", conn)  # the pool hands out proxies of long-lived connections
+            if raw not in self._traced:
+                self._traced.add(raw)
+                conn.add_query_logger(self._log_query)
+        return _PostgresConnection(conn)
+
+    def _log_query(self, record: Any) -> None:
+        if self._trace is not None:
+            self._trace(record.query)
+
+    async def trace(self, callback: StatementHook) -> None:
+        """asyncpg's query logger on every connection: what the driver really runs."""
+        self._trace = callback
+
+    async def release(self, conn: ReadConnection) -> None:
+        assert isinstance(conn, _PostgresConnection)
+        await self.pool.release(conn.conn)
+
+    async def close(self) -> None:
+        await self.pool.close()
 
 
 class RequestDb:
-    """Lazily opened, serialized access to one connection for the life of a request."""
+    """The request's database handle: lazily opened, serialized, one snapshot."""
 
-    __slots__ = ("_conn", "_engine", "_lock", "statements")
+    __slots__ = ("_conn", "_lock", "dialect", "pool", "statements")
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._conn: AsyncConnection | None = None
+    def __init__(self, pool: ReadPool) -> None:
+        self.pool = pool
+        self.dialect: Dialect = pool.dialect
+        self._conn: ReadConnection | None = None
         self._lock = asyncio.Lock()
         self.statements = 0
 
-    @property
-    def dialect(self) -> str:
-        return self._engine.dialect.name
-
-    async def _connection(self) -> AsyncConnection:
+    async def _connection(self) -> ReadConnection:
         if self._conn is None:
-            conn = await self._engine.connect()
-            if self._engine.dialect.name == "postgresql":
-                conn = await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-            await conn.begin()
+            conn = await self.pool.acquire()
+            try:
+                self._count("BEGIN")
+                await conn.begin()
+            except BaseException:
+                await self.pool.release(conn)
+                raise
             self._conn = conn
         return self._conn
 
-    async def all(self, statement: Executable, params: dict[str, Any] | None = None) -> Sequence[Row[Any]]:
+    def _count(self, text: str) -> None:
+        self.statements += 1
+        if self.pool.hooks:
+            self.pool.statement(text)
+
+    async def fetch(self, statement: Sql | str, params: Sequence[Any] = ()) -> list[Row]:
         """Run a SELECT and return its rows."""
+        text = statement if isinstance(statement, str) else statement.text(self.dialect)
         async with self._lock:
             conn = await self._connection()
-            self.statements += 1
-            result = await conn.execute(statement, params or {})
-            return result.all()
+            self._count(text)
+            return await conn.fetch(text, params)
 
-    async def scalar(self, statement: Executable, params: dict[str, Any] | None = None) -> Any:
-        rows = await self.all(statement, params)
+    async def scalar(self, statement: Sql | str, params: Sequence[Any] = ()) -> Any:
+        rows = await self.fetch(statement, params)
         return rows[0][0] if rows else None
 
     async def close(self) -> None:
-        """End the read transaction and give the connection back to the pool."""
+        """End the read transaction and give the connection back."""
         if self._conn is not None:
             conn, self._conn = self._conn, None
             try:
-                await conn.rollback()
+                self._count("ROLLBACK")
+                await conn.end()
             finally:
-                await conn.close()
+                await self.pool.release(conn)

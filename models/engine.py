@@ -67,6 +67,8 @@ def _sqlite_on_begin(conn: Any) -> None:
 async def create_all(engine: AsyncEngine) -> None:
     """Create every table that does not exist yet."""
     from . import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+    from .search import create_search_index
 
     async with engine.begin() as conn:
         await conn.run_sync(SQLModel.metadata.create_all)
+        await conn.run_sync(create_search_index)

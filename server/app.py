@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 import models
 from graph.schema import schema
+from loaders import ReadPool
 
 from .graphiql import STATIC_DIR, graphiql_html, load_examples
 from .graphql_http import graphql_endpoint
@@ -58,10 +59,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = models.create_engine(settings.database_url)
         await models.create_all(engine)
+        read_pool = await ReadPool.open(settings.database_url, settings.read_pool_size)
         app.state.engine = engine
+        app.state.read_pool = read_pool
         try:
             yield
         finally:
+            await read_pool.close()
             await engine.dispose()
 
     app = Starlette(

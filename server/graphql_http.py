@@ -27,7 +27,7 @@ from strawberry.types.graphql import OperationType
 
 from graph import Context
 from graph.schema import Schema, executor
-from loaders import RequestDb
+from loaders import ReadPool, RequestDb
 
 from .responses import JSONResponse, error_body
 
@@ -154,7 +154,7 @@ def result_body(result: ExecutionResult) -> dict[str, Any]:
 
 
 async def execute(
-    schema: Schema, engine: Any, params: GraphQLParams, method: str, request: Request | None = None
+    schema: Schema, pool: ReadPool, params: GraphQLParams, method: str, request: Request | None = None
 ) -> ExecutionResult:
     """Execute one operation with a fresh database handle and loaders.
 
@@ -163,7 +163,7 @@ async def execute(
     """
     if params.query is not None:
         _check_operations(params)
-    db = RequestDb(engine)
+    db = RequestDb(pool)
     context = Context.create(db, request)
     try:
         if params.query is not None:
@@ -223,7 +223,7 @@ async def graphql_endpoint(request: Request) -> Response:
     media_type = response_media_type(request)
     try:
         params = await parse_request(request, app_state.settings.max_body_bytes)
-        result = await execute(app_state.schema, app_state.engine, params, request.method, request)
+        result = await execute(app_state.schema, app_state.read_pool, params, request.method, request)
     except RequestError as exc:
         return JSONResponse(
             error_body(exc.message, exc.code), status_code=exc.status, headers=exc.headers, media_type=media_type

@@ -25,3 +25,4 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=1_000_000, description="Largest request body accepted, in bytes")
+    read_pool_size: int = Field(default=8, description="Connections per process for reads")

@@ -52,6 +52,7 @@ class PostRows:
     stack: tuple[str, ...]
     tools: tuple[str, ...]
     entities: tuple[tuple[str, str], ...]
+    search: dict[str, str]  # the text the search index holds, by column
 
 
 def to_rows(document: Document, text: str | None = None, now: dt.datetime | None = None) -> PostRows:
@@ -111,7 +112,26 @@ def to_rows(document: Document, text: str | None = None, now: dt.datetime | None
         stack=meta.stack,
         tools=meta.tools,
         entities=tuple((e.name, e.type) for e in meta.entities),
+        search=search_text(document),
     )
+
+
+def search_text(document: Document) -> dict[str, str]:
+    """What full-text search looks at: title, intro, the body's text, checklist, summary and topic."""
+    body: list[str] = []
+    for block in document.body:
+        if isinstance(block, BulletList):
+            body += block.items
+        elif isinstance(block, (Heading, Paragraph)):
+            body.append(block.text)
+    return {
+        "title": document.title,
+        "intro": document.intro,
+        "body": "\n".join(body),
+        "checklist": "\n".join(document.meta.checklist),
+        "summary": document.meta.summary,
+        "topic": document.meta.topic,
+    }
 
 
 def _block_rows(body: Iterable[Block]) -> Iterable[dict[str, Any]]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from documents import Document
@@ -165,6 +165,7 @@ def write_batch(
 
     all_rows = [(ids[item.document.source_id], rows) for item, rows, _ in to_write]
     _write_children(conn, all_rows, vocabulary)
+    write_search(conn, [(post_id, rows.search) for post_id, rows in all_rows])
     return outcomes
 
 
@@ -224,6 +225,36 @@ def _write_children(conn: Connection, posts: list[tuple[int, PostRows]], vocabul
     ):
         if values:
             conn.execute(insert(child), values)
+
+
+_SEARCH_DELETE = {
+    "sqlite": text("DELETE FROM post_fts WHERE rowid IN :ids").bindparams(bindparam("ids", expanding=True)),
+    "postgresql": text("DELETE FROM post_search WHERE post_id IN :ids").bindparams(bindparam("ids", expanding=True)),
+}
+_SEARCH_INSERT = {
+    "sqlite": text(
+        "INSERT INTO post_fts (rowid, title, intro, body, checklist, summary, topic) "
+        "VALUES (:post_id, :title, :intro, :body, :checklist, :summary, :topic)"
+    ),
+    "postgresql": text(
+        "INSERT INTO post_search (post_id, title, intro, body, checklist, summary, topic) "
+        "VALUES (:post_id, :title, :intro, :body, :checklist, :summary, :topic)"
+    ),
+}
+
+
+def write_search(conn: Connection, posts: list[tuple[int, dict[str, str]]]) -> None:
+    """Replace the search index rows of these posts."""
+    if not posts:
+        return
+    dialect = conn.dialect.name
+    delete_posts_from_search(conn, [post_id for post_id, _ in posts])
+    conn.execute(_SEARCH_INSERT[dialect], [dict(fields, post_id=post_id) for post_id, fields in posts])
+
+
+def delete_posts_from_search(conn: Connection, post_ids: list[int]) -> None:
+    for part in chunks(post_ids):
+        conn.execute(_SEARCH_DELETE[conn.dialect.name], {"ids": list(part)})
 
 
 def _insert_ignoring_conflicts(conn: Connection, target: Any, values: list[dict[str, Any]]) -> None:

@@ -12,7 +12,7 @@ import pytest
 import models
 from graph import Context
 from graph.schema import executor, schema
-from loaders import RequestDb
+from loaders import ReadPool, RequestDb
 from store.importer import collect_sources, import_sources
 from tests.conftest import OPERATIONS
 
@@ -39,23 +39,23 @@ def both(
     """(batched data, regular result) for one operation, each with its own request context."""
 
     async def run() -> tuple[Any, Any]:
-        engine = models.create_engine(url)
+        pool = await ReadPool.open(url)
         try:
             prepared = executor.prepare(query, operation)
             assert prepared is not None, "the batched executor should take this operation"
-            db = RequestDb(engine)
+            db = RequestDb(pool)
             try:
                 fast = await executor.execute(prepared, variables, Context.create(db))
             finally:
                 await db.close()
-            db = RequestDb(engine)
+            db = RequestDb(pool)
             try:
                 regular = await schema.execute(query, variables, Context.create(db), operation_name=operation)
             finally:
                 await db.close()
             return fast, regular
         finally:
-            await engine.dispose()
+            await pool.close()
 
     return asyncio.run(run())
 
@@ -139,14 +139,14 @@ def test_errors_and_introspection_are_handed_back(store: str, query: str, operat
     assert prepared is not None
 
     async def run() -> None:
-        engine = models.create_engine(store)
-        db = RequestDb(engine)
+        pool = await ReadPool.open(store)
+        db = RequestDb(pool)
         try:
             with pytest.raises(Exception):  # noqa: B017 - any exception hands the operation back
                 await executor.execute(prepared, None, Context.create(db))
         finally:
             await db.close()
-            await engine.dispose()
+            await pool.close()
 
     asyncio.run(run())
 

@@ -1,7 +1,8 @@
 """A request costs a fixed number of SQL statements, whatever the page size (no N+1).
 
-Statements are counted with a ``before_cursor_execute`` listener on the app's
-engine while the app serves real requests through ``TestClient``.
+Statements are counted where the driver receives them: SQLite's own trace
+callback on every connection of the app's read pool, while the app serves real
+requests through ``TestClient``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from starlette.testclient import TestClient
 
 import models
@@ -64,8 +64,9 @@ class Recorder:
 
     statements: list[str] = field(default_factory=list)
 
-    def __call__(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        self.statements.append(statement)
+    def __call__(self, statement: str) -> None:
+        if not statement.startswith("PRAGMA"):  # a new connection's settings, not the request's
+            self.statements.append(statement)
 
     def clear(self) -> None:
         self.statements.clear()
@@ -74,8 +75,9 @@ class Recorder:
         """Each statement named by what it does: BEGIN, or the first table it reads."""
         names = []
         for statement in self.statements:
-            if statement.strip().upper().startswith("BEGIN"):
-                names.append("BEGIN")
+            keyword = statement.strip().split()[0].upper()
+            if keyword in ("BEGIN", "ROLLBACK"):
+                names.append(keyword)
             else:
                 match = _FROM.search(statement)
                 names.append(match.group(1) if match else statement)
@@ -110,12 +112,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     app = create_app(Settings(database_url=url))
     recorder = Recorder()
     with TestClient(app) as client:
-        # The engine exists once the lifespan has started.
-        event.listen(app.state.engine.sync_engine, "before_cursor_execute", recorder)
-        try:
-            yield Served(client, recorder, slug_for(parse(SEED_DOCUMENT.read_bytes())))
-        finally:
-            event.remove(app.state.engine.sync_engine, "before_cursor_execute", recorder)
+        # The read pool exists once the lifespan has started.
+        client.portal.call(app.state.read_pool.trace, recorder)
+        yield Served(client, recorder, slug_for(parse(SEED_DOCUMENT.read_bytes())))
 
 
 def run(served: Served, query: str, variables: dict[str, Any], operation: str | None = None) -> dict[str, Any]:
@@ -130,9 +129,11 @@ def run(served: Served, query: str, variables: dict[str, Any], operation: str | 
 
 # BEGIN, then one statement per relation: the page of posts, the total count, blocks,
 # images (body and images share one loader), stack, tools, entities, checklist, notes
-# and similar posts (each similar post's own row comes with it, in the same join).
+# and similar posts (each similar post's own row comes with it, in the same join);
+# ROLLBACK ends the read transaction.
 EVERYTHING_STATEMENTS = [
     "BEGIN",
+    "ROLLBACK",
     "checklist_item",
     "post",  # the page
     "post",  # totalCount
@@ -144,9 +145,10 @@ EVERYTHING_STATEMENTS = [
     "post_tool",
     "similar_post",
 ]
-# BEGIN, the post by slug, blocks, images, stack, tools, entities, checklist, notes, similar posts.
+# BEGIN, the post by slug, blocks, images, stack, tools, entities, checklist, notes, similar posts, ROLLBACK.
 POST_PAGE_STATEMENTS = [
     "BEGIN",
+    "ROLLBACK",
     "checklist_item",
     "post",
     "post_block",
@@ -166,20 +168,20 @@ def test_a_page_of_100_posts_costs_the_same_statements_as_a_page_of_1(served: Se
     statements_for_one = served.recorder.labels()
     hundred = run(served, EVERYTHING, {"first": 100})
     statements_for_hundred = served.recorder.labels()
-    # Then both pages are full and each cost the same 11 statements.
+    # Then both pages are full and each cost the same 12 statements.
     assert len(one["posts"]["edges"]) == 1
     assert len(hundred["posts"]["edges"]) == 100
     assert one["posts"]["totalCount"] == hundred["posts"]["totalCount"] == SYNTHESIZED + 1
     assert all(edge["node"]["similarPosts"] for edge in hundred["posts"]["edges"])
-    assert len(served.recorder.statements) == 11
+    assert len(served.recorder.statements) == 12
     assert statements_for_one == statements_for_hundred == EVERYTHING_STATEMENTS
 
 
-def test_the_post_page_costs_ten_statements(served: Served) -> None:
+def test_the_post_page_costs_eleven_statements(served: Served) -> None:
     data = run(served, POST_PAGE, {"slug": served.seed_slug}, "PostPage")
     assert data["post"]["slug"] == served.seed_slug
     assert len(data["post"]["similarPosts"]) == 5
-    assert len(served.recorder.statements) == 10
+    assert len(served.recorder.statements) == 11
     assert served.recorder.labels() == POST_PAGE_STATEMENTS
 
 
@@ -188,4 +190,4 @@ def test_each_request_reads_afresh_with_nothing_cached_across_requests(served: S
     for _ in range(3):
         run(served, POST_PAGE, {"slug": served.seed_slug}, "PostPage")
         counts.append(len(served.recorder.statements))
-    assert counts == [10, 10, 10]
+    assert counts == [11, 11, 11]

@@ -1,0 +1,379 @@
+"""Finding posts: filters, orderings with keyset pages, full-text search, counts and facets.
+
+A :class:`Selection` says which posts (filters and a search), an
+:class:`Ordering` in which order. The SQL is built here as text for the
+request's dialect, with every value a bound parameter.
+
+Pages are keyset pages over (sort key, id): the next page starts strictly after
+the last post of this one, so walking every page yields each post once even
+while posts are added. Full-text search is SQLite FTS5 ranked with bm25, or a
+PostgreSQL tsvector with a GIN index ranked with ts_rank (see ``models.search``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import re
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import orjson
+
+from .batch import POST_COLUMNS, post_columns
+from .db import RequestDb, Row
+from .sql import Dialect, keys_param, placeholders
+
+# Private-use characters mark matches in snippets; the text is HTML-escaped and
+# they become <mark> tags, so a highlight is safe to put in a page as it is.
+_MARK_START, _MARK_END = "\ue000", "\ue001"
+_WORD = re.compile(r"\w+", re.UNICODE)
+_PHRASE_OR_WORD = re.compile(r'"([^"]*)"|([^\s"]+)')
+# bm25 weights of post_fts's columns: title, intro, body, checklist, summary, topic.
+_BM25 = "bm25(post_fts, 10.0, 4.0, 1.0, 2.0, 5.0, 5.0)"
+_PG_QUERY_CONFIG = "'english'"
+NO_DATE = "0001-01-01"  # where posts never reviewed sort by last review
+
+
+@dataclass(frozen=True, slots=True)
+class SearchTerms:
+    """What a user typed, as words and quoted phrases; nothing in it is query syntax."""
+
+    words: tuple[str, ...]
+    phrases: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> SearchTerms:
+        words: list[str] = []
+        phrases: list[tuple[str, ...]] = []
+        for phrase, word in _PHRASE_OR_WORD.findall(text):
+            tokens = tuple(t.lower() for t in _WORD.findall(phrase if phrase else word))
+            if phrase and len(tokens) > 1:
+                phrases.append(tokens)
+            else:
+                words += tokens
+        return cls(tuple(dict.fromkeys(words)), tuple(dict.fromkeys(phrases)))
+
+    @property
+    def empty(self) -> bool:
+        return not self.words and not self.phrases
+
+    def fts5(self) -> str:
+        """An FTS5 query: every word and phrase quoted, all of them required."""
+        parts = [f'"{w}"' for w in self.words] + ['"' + " ".join(p) + '"' for p in self.phrases]
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which posts: every field that is not None narrows the set."""
+
+    topic: str | None = None
+    stack_any: tuple[str, ...] | None = None
+    tools_all: tuple[str, ...] | None = None
+    entity: tuple[str, str] | None = None
+    code_language: str | None = None
+    difficulty: str | None = None
+    status: str | None = None
+    ai_generated_style: bool | None = None
+    has_images: bool | None = None
+    image_heavy: bool | None = None
+    needs_human_review: bool | None = None
+    min_quality: int | None = None
+    min_freshness: int | None = None
+    min_depth: int | None = None
+    min_clarity: int | None = None
+    view_count_min: int | None = None
+    view_count_max: int | None = None
+    reviewed_after: dt.date | None = None
+    reviewed_before: dt.date | None = None
+    search: SearchTerms | None = None
+
+    def without(self, facet: str) -> Selection:
+        """The same selection without the facet's own filter (facets count as if it were not chosen)."""
+        field = _FACET_FILTER[facet]
+        return self if field is None else replace(self, **{field: None})
+
+    def fingerprint(self) -> str:
+        data = asdict(self)
+        return hashlib.blake2b(orjson.dumps(data, default=str, option=orjson.OPT_SORT_KEYS), digest_size=6).hexdigest()
+
+
+_FACET_FILTER = {
+    "topic": "topic",
+    "stack": "stack_any",
+    "tools": "tools_all",
+    "entities": "entity",
+    "code_language": "code_language",
+    "difficulty": "difficulty",
+    "status": "status",
+}
+
+# Sort keys: SQL expression and the Python type of its value in a cursor.
+SORT_KEYS: dict[str, tuple[str, type]] = {
+    "newest": ("post.id", int),
+    "view_count": ("post.view_count", int),
+    "quality": ("post.quality", int),
+    "freshness": ("post.freshness", int),
+    "depth": ("post.depth", int),
+    "clarity": ("post.clarity", int),
+    "last_reviewed": (f"COALESCE(post.last_reviewed, '{NO_DATE}')", str),
+    "title": ("post.title", str),
+    "relevance": ("s.relevance", float),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Ordering:
+    """An order of posts: a sort key and a direction; the post id breaks ties the same way."""
+
+    key: str = "newest"
+    descending: bool = True
+
+    def name(self, selection: Selection) -> str:
+        """What a cursor must match: the ordering and the selection it was given out for."""
+        return f"{self.key}:{'desc' if self.descending else 'asc'}:{selection.fingerprint()}"
+
+    @property
+    def cursor_shape(self) -> tuple[type, ...]:
+        return (int,) if self.key == "newest" else (SORT_KEYS[self.key][1], int)
+
+
+class _Query:
+    """A statement under construction: text with ``?`` placeholders and their values in order."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.params: list[Any] = []
+
+    def param(self, value: Any) -> str:
+        self.params.append(value)
+        return "?"
+
+    def values(self, values: tuple[str, ...]) -> str:
+        """``IN (...)`` over a list of values, as one parameter."""
+        self.params.append(keys_param(self.dialect, values))
+        return "IN (SELECT value FROM json_each(?))" if self.dialect == "sqlite" else "= ANY(?)"
+
+    def date(self, value: dt.date) -> str:
+        return self.param(value.isoformat() if self.dialect == "sqlite" else value)
+
+    def text(self, template: str) -> str:
+        return placeholders(self.dialect, template)
+
+
+def _conditions(q: _Query, s: Selection) -> list[str]:
+    where: list[str] = []
+    for column in ("topic", "code_language", "difficulty", "status"):
+        value = getattr(s, column)
+        if value is not None:
+            where.append(f"post.{column} = {q.param(value)}")
+    for column in ("ai_generated_style", "has_images", "image_heavy", "needs_human_review"):
+        value = getattr(s, column)
+        if value is not None:
+            where.append(f"post.{column} = {q.param(value)}")
+    for column in ("quality", "freshness", "depth", "clarity"):
+        value = getattr(s, f"min_{column}")
+        if value is not None:
+            where.append(f"post.{column} >= {q.param(value)}")
+    if s.view_count_min is not None:
+        where.append(f"post.view_count >= {q.param(s.view_count_min)}")
+    if s.view_count_max is not None:
+        where.append(f"post.view_count <= {q.param(s.view_count_max)}")
+    if s.reviewed_after is not None:
+        where.append(f"post.last_reviewed >= {q.date(s.reviewed_after)}")
+    if s.reviewed_before is not None:
+        where.append(f"post.last_reviewed <= {q.date(s.reviewed_before)}")
+    if s.stack_any is not None:
+        where.append(
+            "post.id IN (SELECT ps.post_id FROM post_stack ps JOIN stack_term t ON t.id = ps.term_id "
+            f"WHERE t.name {q.values(s.stack_any)})"
+        )
+    if s.tools_all is not None:
+        tools = tuple(dict.fromkeys(s.tools_all))
+        where.append(
+            "post.id IN (SELECT pt.post_id FROM post_tool pt JOIN tool t ON t.id = pt.tool_id "
+            f"WHERE t.name {q.values(tools)} GROUP BY pt.post_id HAVING count(*) = {q.param(len(tools))})"
+        )
+    if s.entity is not None:
+        name, type_ = s.entity
+        where.append(
+            "post.id IN (SELECT pe.post_id FROM post_entity pe JOIN entity e ON e.id = pe.entity_id "
+            f"WHERE e.name = {q.param(name)} AND e.type = {q.param(type_)})"
+        )
+    if s.search is not None:
+        where.append(f"post.id IN ({_search_ids(q, s.search)})")
+    return where
+
+
+def _search_ids(q: _Query, terms: SearchTerms) -> str:
+    if terms.empty:
+        return "SELECT NULL WHERE 1 = 0"
+    if q.dialect == "sqlite":
+        return f"SELECT rowid FROM post_fts WHERE post_fts MATCH {q.param(terms.fts5())}"
+    return f"SELECT post_id FROM post_search WHERE document @@ ({_tsquery(q, terms)})"
+
+
+def _tsquery(q: _Query, terms: SearchTerms) -> str:
+    parts = [f"plainto_tsquery({_PG_QUERY_CONFIG}, {q.param(w)})" for w in terms.words]
+    parts += [f"phraseto_tsquery({_PG_QUERY_CONFIG}, {q.param(' '.join(p))})" for p in terms.phrases]
+    return " && ".join(parts)
+
+
+def _where(conditions: list[str]) -> str:
+    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[Row]
+    keys: list[list[Any]]  # each row's cursor key
+    highlights: list[str | None]
+    more: bool
+
+
+async def page(
+    db: RequestDb,
+    selection: Selection,
+    ordering: Ordering,
+    size: int,
+    *,
+    forward: bool,
+    after: list[Any] | None = None,
+    before: list[Any] | None = None,
+) -> Page:
+    """One page of posts: ``size`` of them after ``after`` (or before ``before``), and whether more follow.
+
+    Reading backwards (``forward=False``, for ``last``) reads the order reversed
+    and turns the rows round, so the page is always in the ordering's direction.
+    """
+    q = _Query(db.dialect)
+    search = selection.search if selection.search is not None and not selection.search.empty else None
+    relevance = ordering.key == "relevance"
+    key_sql = _sort_key(ordering.key, db.dialect)
+    # Parameters are bound in the order they appear in the text: the source comes first.
+    source = f"({_ranked(q, search)}) s JOIN post ON post.id = s.id" if relevance and search else "post"
+    conditions = _conditions(q, replace(selection, search=None) if relevance and search else selection)
+    for cursor, later in ((after, True), (before, False)):
+        if cursor is None:
+            continue
+        op = "<" if ordering.descending == later else ">"
+        if ordering.key == "newest":
+            conditions.append(f"post.id {op} {q.param(cursor[0])}")
+        else:
+            value = cursor[0]
+            if ordering.key == "last_reviewed" and db.dialect == "postgresql":
+                value = dt.date.fromisoformat(value)
+            conditions.append(f"({key_sql}, post.id) {op} ({q.param(value)}, {q.param(cursor[1])})")
+    direction = "DESC" if ordering.descending == forward else "ASC"
+    if ordering.key == "newest":
+        order, select_key, outer_order = f"post.id {direction}", "", f"page.id {direction}"
+    else:
+        order = f"{key_sql} {direction}, post.id {direction}"
+        select_key = f", {key_sql} AS sort_key"
+        outer_order = f"page.sort_key {direction}, page.id {direction}"
+    limit = q.param(size + 1)
+    text = f"SELECT {POST_COLUMNS}{select_key} FROM {source}{_where(conditions)} ORDER BY {order} LIMIT {limit}"
+    if search is not None:
+        # The snippet is made for the page's rows only, after the limit.
+        text = (
+            f"WITH page AS ({text}) SELECT page.*, {_snippet(q, search)} AS highlight FROM page ORDER BY {outer_order}"
+        )
+    rows = await db.fetch(q.text(text), q.params)
+    more = len(rows) > size
+    rows = rows[:size]
+    if not forward:
+        rows.reverse()
+    highlights: list[str | None] = [None] * len(rows)
+    if search is not None:
+        highlights = [_highlight(row["highlight"]) for row in rows]
+    return Page(rows, [_key(row, ordering) for row in rows], highlights, more)
+
+
+def _sort_key(key: str, dialect: Dialect) -> str:
+    if key == "last_reviewed" and dialect == "postgresql":
+        return f"COALESCE(post.last_reviewed, DATE '{NO_DATE}')"
+    return SORT_KEYS[key][0]
+
+
+def _key(row: Row, ordering: Ordering) -> list[Any]:
+    if ordering.key == "newest":
+        return [row["id"]]
+    value = row["sort_key"]
+    if isinstance(value, dt.date):
+        value = value.isoformat()
+    elif ordering.key == "relevance":
+        value = float(value)
+    return [value, row["id"]]
+
+
+def _ranked(q: _Query, terms: SearchTerms) -> str:
+    """Matching post ids with their relevance, higher is better."""
+    if q.dialect == "sqlite":
+        # bm25 is lower for better matches; relevance is its negation.
+        return f"SELECT rowid AS id, -{_BM25} AS relevance FROM post_fts WHERE post_fts MATCH {q.param(terms.fts5())}"
+    query = _tsquery(q, terms)
+    return (
+        f"SELECT post_id AS id, ts_rank(document, ({query}))::float8 AS relevance "
+        f"FROM post_search WHERE document @@ ({query})"
+    )
+
+
+def _snippet(q: _Query, terms: SearchTerms) -> str:
+    if q.dialect == "sqlite":
+        return (
+            f"(SELECT snippet(post_fts, -1, '{_MARK_START}', '{_MARK_END}', '…', 24) FROM post_fts "
+            f"WHERE post_fts MATCH {q.param(terms.fts5())} AND rowid = page.id)"
+        )
+    query = _tsquery(q, terms)
+    return (
+        f"(SELECT ts_headline({_PG_QUERY_CONFIG}, concat_ws(' … ', ps.title, ps.summary, ps.intro, ps.body, "
+        f"ps.checklist, ps.topic), ({query}), "
+        f"'StartSel={_MARK_START}, StopSel={_MARK_END}, MaxWords=24, MinWords=12, MaxFragments=2, "
+        f"FragmentDelimiter= … ') FROM post_search ps WHERE ps.post_id = page.id)"
+    )
+
+
+def _highlight(snippet: str | None) -> str | None:
+    if snippet is None:
+        return None
+    escaped = html.escape(snippet, quote=False)
+    return escaped.replace(_MARK_START, "<mark>").replace(_MARK_END, "</mark>")
+
+
+async def count(db: RequestDb, selection: Selection) -> int:
+    """How many posts the selection holds."""
+    q = _Query(db.dialect)
+    text = f"SELECT count(*) FROM post{_where(_conditions(q, selection))}"
+    return int(await db.scalar(q.text(text), q.params))
+
+
+FACET_LIMIT = 100
+
+_FACET_SOURCES = {
+    "topic": ("post.topic", "", ""),
+    "code_language": ("post.code_language", "", ""),
+    "difficulty": ("post.difficulty", "", ""),
+    "status": ("post.status", "", ""),
+    "stack": ("t.name", "JOIN post_stack l ON l.post_id = post.id JOIN stack_term t ON t.id = l.term_id", ""),
+    "tools": ("t.name", "JOIN post_tool l ON l.post_id = post.id JOIN tool t ON t.id = l.tool_id", ""),
+    "entities": ("e.name", "JOIN post_entity l ON l.post_id = post.id JOIN entity e ON e.id = l.entity_id", "e.type"),
+}
+
+
+async def facet(db: RequestDb, selection: Selection, name: str, limit: int) -> list[tuple[str, str | None, int]]:
+    """(value, type, count) of one facet, most posts first, counting as if its own filter were not set."""
+    value, join, type_column = _FACET_SOURCES[name]
+    q = _Query(db.dialect)
+    conditions = _conditions(q, selection.without(name))
+    type_select = f", {type_column}" if type_column else ", NULL"
+    group = f"{value}, {type_column}" if type_column else value
+    text = (
+        f"SELECT {value} AS value{type_select} AS type, count(*) AS n FROM post {join}{_where(conditions)} "
+        f"GROUP BY {group} ORDER BY n DESC, value{', type' if type_column else ''} LIMIT {q.param(limit)}"
+    )
+    return [(row[0], row[1], int(row[2])) for row in await db.fetch(q.text(text), q.params)]
+
+
+__all__ = ["Ordering", "Page", "SearchTerms", "Selection", "count", "facet", "page", "post_columns"]
