@@ -36,9 +36,27 @@ _PG_QUERY_CONFIG = "'english'"
 NO_DATE = "0001-01-01"  # where posts never reviewed sort by last review
 
 
+# PostgreSQL's english stop words (tsearch_data/english.stop). Both databases leave
+# them out of a search, so that a query finds the same posts on either; typed
+# operators (AND, OR, NOT, NEAR) are words like any other, and mostly stop words.
+STOP_WORDS = frozenset(
+    """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she her hers
+    herself it its itself they them their theirs themselves what which who whom this that these those am is are
+    was were be been being have has had having do does did doing a an the and but if or because as until while of
+    at by for with about against between into through during before after above below to from up down in out on
+    off over under again further then once here there when where why how all any both each few more most other
+    some such no nor not only own same so than too very s t can will just don should now near""".split()  # noqa: SIM905
+)
+
+
 @dataclass(frozen=True, slots=True)
 class SearchTerms:
-    """What a user typed, as words and quoted phrases; nothing in it is query syntax."""
+    """What a user typed, as words and quoted phrases; nothing in it is query syntax.
+
+    Words are runs of letters and digits, lowercased; stop words are left out of
+    words (a phrase keeps them, in place). Quotes make a phrase; every other
+    character only separates words.
+    """
 
     words: tuple[str, ...]
     phrases: tuple[tuple[str, ...], ...]
@@ -49,10 +67,10 @@ class SearchTerms:
         phrases: list[tuple[str, ...]] = []
         for phrase, word in _PHRASE_OR_WORD.findall(text):
             tokens = tuple(t.lower() for t in _WORD.findall(phrase if phrase else word))
-            if phrase and len(tokens) > 1:
+            if phrase and len([t for t in tokens if t not in STOP_WORDS]) > 1:
                 phrases.append(tokens)
             else:
-                words += tokens
+                words += [t for t in tokens if t not in STOP_WORDS]
         return cls(tuple(dict.fromkeys(words)), tuple(dict.fromkeys(phrases)))
 
     @property
