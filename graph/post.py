@@ -278,20 +278,20 @@ async def post_body(
 ) -> list[list[HeadingBlock | ParagraphBlock | ListBlock | ImageBlock]]:
     loaders = info.context.loaders
     keys = [p.pk for p in posts]
-    blocks = loaders.blocks.load_many(keys)
-    images = loaders.images.load_many(keys)
+    blocks = loaders.blocks.load_all(keys)
+    images = loaders.images.load_all(keys)
     return [_body(rows, image_rows) for rows, image_rows in zip(await blocks, await images, strict=True)]
 
 
 @batch_resolver("Post", "images")
 async def post_images(posts: list[Post], info: Info) -> list[list[Image]]:
-    rows = await info.context.loaders.images.load_many([p.pk for p in posts])
+    rows = await info.context.loaders.images.load_all([p.pk for p in posts])
     return [[Image.from_row(row) for row in group] for group in rows]
 
 
 @batch_resolver("Post", "entities")
 async def post_entities(posts: list[Post], info: Info) -> list[list[Entity]]:
-    rows = await info.context.loaders.entities.load_many([p.pk for p in posts])
+    rows = await info.context.loaders.entities.load_all([p.pk for p in posts])
     return [[Entity(name=row["name"], type=row["type"]) for row in group] for group in rows]
 
 
@@ -301,7 +301,7 @@ async def post_similar_posts(posts: list[Post], info: Info, first: int = 5) -> l
         raise BadUserInput(f"similarPosts(first:) must be between 0 and {MAX_SIMILAR}, not {first}", argument="first")
     if first == 0:
         return [[] for _ in posts]
-    rows = await info.context.loaders.similar.load_many([p.pk for p in posts])
+    rows = await info.context.loaders.similar.load_all([p.pk for p in posts])
     return [
         [
             SimilarPost(
@@ -316,7 +316,7 @@ async def post_similar_posts(posts: list[Post], info: Info, first: int = 5) -> l
 def _meta_list(loader_name: str) -> Any:
     async def resolve(metas: list[PostMeta], info: Info) -> list[list[str]]:
         loader = getattr(info.context.loaders, loader_name)
-        return list(await loader.load_many([m.pk for m in metas]))
+        return list(await loader.load_all([m.pk for m in metas]))
 
     return resolve
 

@@ -20,26 +20,53 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-def _loader(db: RequestDb, fn: Callable[[RequestDb, Sequence[K]], Awaitable[list[V]]]) -> DataLoader[K, V]:
-    return DataLoader(load_fn=partial(fn, db))
+class Loader(DataLoader[K, V]):
+    """A DataLoader that can also load a whole list of keys in one call.
+
+    ``load`` batches keys asked for one at a time in the same tick, with a future
+    per key; ``load_all`` is for callers that already hold every key of a level
+    (the batched executor): it runs the batch function once for the keys not yet
+    cached and caches the results, without a future per key in flight.
+    """
+
+    async def load_all(self, keys: Sequence[K]) -> list[V]:
+        cache = self.cache_map
+        missing = [key for key in dict.fromkeys(keys) if cache.get(key) is None]
+        if missing:
+            values = await self.load_fn(missing)
+            loop = self.loop
+            for key, value in zip(missing, values, strict=True):
+                future = loop.create_future()
+                future.set_result(value)
+                cache.set(key, future)
+        results = []
+        for key in keys:
+            future = cache.get(key)
+            assert future is not None
+            results.append(future.result() if future.done() else await future)
+        return results
+
+
+def _loader(db: RequestDb, fn: Callable[[RequestDb, Sequence[K]], Awaitable[list[V]]]) -> Loader[K, V]:
+    return Loader(load_fn=partial(fn, db))  # type: ignore[arg-type]
 
 
 @dataclass(slots=True, frozen=True)
 class Loaders:
     """The request's loaders, one per relation."""
 
-    post_by_id: DataLoader[int, Row | None]
-    post_by_slug: DataLoader[str, Row | None]
-    post_by_reference: DataLoader[str, Row | None]
-    post_by_source_id: DataLoader[str, Row | None]
-    blocks: DataLoader[int, list[Row]]
-    images: DataLoader[int, list[Row]]
-    stack: DataLoader[int, list[str]]
-    tools: DataLoader[int, list[str]]
-    entities: DataLoader[int, list[Row]]
-    checklist: DataLoader[int, list[str]]
-    notes: DataLoader[int, list[str]]
-    similar: DataLoader[int, list[Row]]
+    post_by_id: Loader[int, Row | None]
+    post_by_slug: Loader[str, Row | None]
+    post_by_reference: Loader[str, Row | None]
+    post_by_source_id: Loader[str, Row | None]
+    blocks: Loader[int, list[Row]]
+    images: Loader[int, list[Row]]
+    stack: Loader[int, list[str]]
+    tools: Loader[int, list[str]]
+    entities: Loader[int, list[Row]]
+    checklist: Loader[int, list[str]]
+    notes: Loader[int, list[str]]
+    similar: Loader[int, list[Row]]
 
     @classmethod
     def create(cls, db: RequestDb) -> Loaders:
@@ -59,4 +86,4 @@ class Loaders:
         )
 
 
-__all__ = ["Loaders", "ReadPool", "RequestDb", "Row", "batch", "posts", "vocabulary"]
+__all__ = ["Loader", "Loaders", "ReadPool", "RequestDb", "Row", "batch", "posts", "vocabulary"]
