@@ -48,5 +48,10 @@ check: lint typecheck test
 schema: install
 	$(BIN)/alphanode export-schema
 
+# The benchmark suite (bench/README.md): 100,000 posts on SQLite and PostgreSQL, wrk on
+# loopback, results in bench/results/. BENCH_ARGS=--quick for a smoke run.
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf var alphanode.db alphanode.db-wal alphanode.db-shm .pytest_cache .mypy_cache .ruff_cache
