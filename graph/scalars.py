@@ -6,6 +6,7 @@ import datetime as dt
 import re
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.types.scalar import ScalarDefinition
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -16,12 +17,14 @@ def _serialize_date(value: dt.date) -> str:
 
 
 def _parse_date(value: object) -> dt.date:
+    # A GraphQLError, not a ValueError: graphql-core reports it as the client's
+    # mistake (a validation or variable error) instead of an internal one.
     if not isinstance(value, str) or not _DATE.fullmatch(value):
-        raise ValueError(f"Date must be a string YYYY-MM-DD, not {value!r}")
+        raise GraphQLError(f"Date must be a string YYYY-MM-DD, not {value!r}")
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"Date must be a real calendar date, not {value!r}") from None
+        raise GraphQLError(f"Date must be a real calendar date, not {value!r}") from None
 
 
 Date = strawberry.scalar(

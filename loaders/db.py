@@ -176,6 +176,24 @@ class _PostgresConnection(ReadConnection):
             await transaction.rollback()
 
 
+async def _learn_array_types(conn: asyncpg.Connection) -> None:
+    """Learn the codecs of the arrays ``IN :keys`` binds, once per new connection.
+
+    asyncpg asks the server about an array type the first time a connection binds
+    one (three statements: jit off, the type query, jit back); doing it here keeps
+    it out of the first requests on each connection.
+    """
+    await conn.prepare("SELECT $1::int4[], $2::varchar[], $3::text[]")
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Give a connection back as it is, without asyncpg's reset query (one more statement per request).
+
+    A read connection changes no session state (no SET, LISTEN, advisory lock or
+    cursor), and its transaction has ended; asyncpg still rolls back one left open.
+    """
+
+
 class PostgresReadPool(ReadPool):
     dialect: Dialect = "postgresql"
 
@@ -195,6 +213,8 @@ class PostgresReadPool(ReadPool):
             database=url.database or None,
             min_size=1,
             max_size=size,
+            init=_learn_array_types,
+            reset=_keep_session,
         )
         return cls(pool)
 

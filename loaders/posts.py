@@ -28,6 +28,11 @@ from .sql import Dialect, keys_param, placeholders
 # Private-use characters mark matches in snippets; the text is HTML-escaped and
 # they become <mark> tags, so a highlight is safe to put in a page as it is.
 _MARK_START, _MARK_END = "\ue000", "\ue001"
+# PostgreSQL's ts_headline leaves out what its parser reads as XML tags and entities
+# (``<probe>``, ``&amp;``): it gets ``<``, ``>`` and ``&`` as these private-use
+# characters, turned back in the highlight (see models.search).
+_PG_HIDDEN = {"<": "\ue002", ">": "\ue003", "&": "\ue004"}
+_PG_UNHIDE = str.maketrans({v: k for k, v in _PG_HIDDEN.items()})
 _WORD = re.compile(r"\w+", re.UNICODE)
 _PHRASE_OR_WORD = re.compile(r'"([^"]*)"|([^\s"]+)')
 # bm25 weights of post_fts's columns: title, intro, body, checklist, summary, topic.
@@ -137,7 +142,7 @@ SORT_KEYS: dict[str, tuple[str, type]] = {
     "depth": ("post.depth", int),
     "clarity": ("post.clarity", int),
     "last_reviewed": (f"COALESCE(post.last_reviewed, '{NO_DATE}')", str),
-    "title": ("post.title", str),
+    "title": ('post.title COLLATE "C"', str),  # by code point on both databases (see loaders.sql)
     "relevance": ("s.relevance", float),
 }
 
@@ -227,7 +232,7 @@ def _conditions(q: _Query, s: Selection) -> list[str]:
 
 def _search_ids(q: _Query, terms: SearchTerms) -> str:
     if terms.empty:
-        return "SELECT NULL WHERE 1 = 0"
+        return "SELECT 0 WHERE 1 = 0"  # no post (an integer, as post ids are to PostgreSQL)
     if q.dialect == "sqlite":
         return f"SELECT rowid FROM post_fts WHERE post_fts MATCH {q.param(terms.fts5())}"
     return f"SELECT post_id FROM post_search WHERE document @@ ({_tsquery(q, terms)})"
@@ -267,7 +272,9 @@ async def page(
     and turns the rows round, so the page is always in the ordering's direction.
     """
     q = _Query(db.dialect)
-    search = selection.search if selection.search is not None and not selection.search.empty else None
+    if selection.search is not None and selection.search.empty:
+        return Page([], [], [], False)  # a search without a word to look for finds nothing
+    search = selection.search
     relevance = ordering.key == "relevance"
     key_sql = _sort_key(ordering.key, db.dialect)
     # Parameters are bound in the order they appear in the text: the source comes first.
@@ -305,13 +312,15 @@ async def page(
         rows.reverse()
     highlights: list[str | None] = [None] * len(rows)
     if search is not None:
-        highlights = [_highlight(row["highlight"]) for row in rows]
+        highlights = [_highlight(row["highlight"], db.dialect) for row in rows]
     return Page(rows, [_key(row, ordering) for row in rows], highlights, more)
 
 
 def _sort_key(key: str, dialect: Dialect) -> str:
     if key == "last_reviewed" and dialect == "postgresql":
-        return f"COALESCE(post.last_reviewed, DATE '{NO_DATE}')"
+        # asyncpg reads -infinity as date.min (0001-01-01, NO_DATE in a cursor) and binds date.min as
+        # -infinity: with DATE '0001-01-01' here, a cursor at a never-reviewed post would find nothing.
+        return "COALESCE(post.last_reviewed, DATE '-infinity')"
     return SORT_KEYS[key][0]
 
 
@@ -331,11 +340,9 @@ def _ranked(q: _Query, terms: SearchTerms) -> str:
     if q.dialect == "sqlite":
         # bm25 is lower for better matches; relevance is its negation.
         return f"SELECT rowid AS id, -{_BM25} AS relevance FROM post_fts WHERE post_fts MATCH {q.param(terms.fts5())}"
-    query = _tsquery(q, terms)
-    return (
-        f"SELECT post_id AS id, ts_rank(document, ({query}))::float8 AS relevance "
-        f"FROM post_search WHERE document @@ ({query})"
-    )
+    # Each _tsquery binds its own parameters, in the order they appear in the text.
+    rank = f"ts_rank(document, ({_tsquery(q, terms)}))::float8"
+    return f"SELECT post_id AS id, {rank} AS relevance FROM post_search WHERE document @@ ({_tsquery(q, terms)})"
 
 
 def _snippet(q: _Query, terms: SearchTerms) -> str:
@@ -346,16 +353,18 @@ def _snippet(q: _Query, terms: SearchTerms) -> str:
         )
     query = _tsquery(q, terms)
     return (
-        f"(SELECT ts_headline({_PG_QUERY_CONFIG}, concat_ws(' … ', ps.title, ps.summary, ps.intro, ps.body, "
-        f"ps.checklist, ps.topic), ({query}), "
+        f"(SELECT ts_headline({_PG_QUERY_CONFIG}, translate(concat_ws(' … ', ps.title, ps.summary, ps.intro, "
+        f"ps.body, ps.checklist, ps.topic), '{''.join(_PG_HIDDEN)}', '{''.join(_PG_HIDDEN.values())}'), ({query}), "
         f"'StartSel={_MARK_START}, StopSel={_MARK_END}, MaxWords=24, MinWords=12, MaxFragments=2, "
         f"FragmentDelimiter= … ') FROM post_search ps WHERE ps.post_id = page.id)"
     )
 
 
-def _highlight(snippet: str | None) -> str | None:
+def _highlight(snippet: str | None, dialect: Dialect) -> str | None:
     if snippet is None:
         return None
+    if dialect == "postgresql":
+        snippet = snippet.translate(_PG_UNHIDE)
     escaped = html.escape(snippet, quote=False)
     return escaped.replace(_MARK_START, "<mark>").replace(_MARK_END, "</mark>")
 
@@ -385,10 +394,11 @@ async def facet(db: RequestDb, selection: Selection, name: str, limit: int) -> l
     value, join, type_column = _FACET_SOURCES[name]
     q = _Query(db.dialect)
     conditions = _conditions(q, selection.without(name))
-    type_select = f", {type_column}" if type_column else ", NULL"
+    # Values order by code point on both databases (see loaders.sql).
+    type_select = f', {type_column} COLLATE "C"' if type_column else ", NULL"
     group = f"{value}, {type_column}" if type_column else value
     text = (
-        f"SELECT {value} AS value{type_select} AS type, count(*) AS n FROM post {join}{_where(conditions)} "
+        f'SELECT {value} COLLATE "C" AS value{type_select} AS type, count(*) AS n FROM post {join}{_where(conditions)} '
         f"GROUP BY {group} ORDER BY n DESC, value{', type' if type_column else ''} LIMIT {q.param(limit)}"
     )
     return [(row[0], row[1], int(row[2])) for row in await db.fetch(q.text(text), q.params)]

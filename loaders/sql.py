@@ -9,6 +9,10 @@ A statement is written once with ``?`` placeholders and ``IN :keys`` for a list
 of keys; :func:`sql` renders it for SQLite (``IN (SELECT value FROM
 json_each(?))``, the list passed as JSON text, so the text is the same whatever
 the list's length) and for PostgreSQL (``= ANY($n)``, ``$n`` placeholders).
+
+Text is ordered and compared by code point on both: ``COLLATE "C"`` in a
+template is kept for PostgreSQL (whatever the database's collation) and left out
+for SQLite, whose default BINARY collation is that order already.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ Dialect = Literal["sqlite", "postgresql"]
 
 _PLACEHOLDER = re.compile(r"\?")
 _KEYS = re.compile(r"\bIN :keys\b")
+_BY_CODE_POINT = re.compile(r' COLLATE "C"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +44,7 @@ class Sql:
 
 def sql(template: str) -> Sql:
     """Render a statement written with ``?`` placeholders and ``IN :keys`` for both dialects."""
-    sqlite_text = _KEYS.sub("IN (SELECT value FROM json_each(?))", template)
+    sqlite_text = _BY_CODE_POINT.sub("", _KEYS.sub("IN (SELECT value FROM json_each(?))", template))
     postgres_template = _KEYS.sub("= ANY(?)", template)
     counter = iter(range(1, 1_000))
     postgres_text = _PLACEHOLDER.sub(lambda _: f"${next(counter)}", postgres_template)
@@ -52,8 +57,9 @@ def keys_param(dialect: Dialect, keys: Sequence[Any]) -> Any:
 
 
 def placeholders(dialect: Dialect, template: str, start: int = 1) -> str:
-    """Number the ``?`` placeholders of a dynamically built statement for PostgreSQL."""
+    """Number the ``?`` placeholders of a dynamically built statement for PostgreSQL (and drop
+    ``COLLATE "C"`` for SQLite)."""
     if dialect == "sqlite":
-        return template
+        return _BY_CODE_POINT.sub("", template)
     counter = iter(range(start, start + 1_000))
     return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", template)

@@ -9,7 +9,7 @@ _TERMS = {
     kind: (
         sql(
             f"SELECT v.name, count(*) AS posts FROM {vocabulary} v JOIN {link} l ON l.{key} = v.id "
-            "WHERE v.name > ? GROUP BY v.id, v.name ORDER BY v.name LIMIT ?"
+            'WHERE v.name COLLATE "C" > ? GROUP BY v.id, v.name ORDER BY v.name COLLATE "C" LIMIT ?'
         ),
         sql(f"SELECT count(DISTINCT l.{key}) FROM {link} l"),
     )
@@ -21,8 +21,8 @@ _TERMS = {
 
 _ENTITIES = sql(
     "SELECT e.name, e.type, count(*) AS posts FROM entity e JOIN post_entity l ON l.entity_id = e.id "
-    "WHERE (CAST(? AS TEXT) IS NULL OR e.type = ?) AND (e.name, e.type) > (?, ?) "
-    "GROUP BY e.id, e.name, e.type ORDER BY e.name, e.type LIMIT ?"
+    'WHERE (CAST(? AS TEXT) IS NULL OR e.type = ?) AND (e.name COLLATE "C", e.type COLLATE "C") > (?, ?) '
+    'GROUP BY e.id, e.name, e.type ORDER BY e.name COLLATE "C", e.type COLLATE "C" LIMIT ?'
 )
 _ENTITY_COUNT = sql(
     "SELECT count(DISTINCT l.entity_id) FROM post_entity l JOIN entity e ON e.id = l.entity_id "

@@ -7,7 +7,10 @@ same transaction as the post they index.
 Columns: title, intro, body (the text of headings, paragraphs and lists),
 checklist, summary and topic. SQLite ranks with bm25 weighting the columns
 10, 4, 1, 2, 5, 5; PostgreSQL weighs title A, summary and topic B, intro C,
-body and checklist D and ranks with ts_rank.
+body and checklist D and ranks with ts_rank. PostgreSQL's parser reads ``<word>``
+as an XML tag and ``&word;`` as an entity and indexes neither, where FTS5 sees
+words: the tsvector reads ``<``, ``>`` and ``&`` as spaces (and ts_headline as
+other characters, see ``loaders.posts``).
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ POSTGRES_DDL = (
         summary text NOT NULL,
         topic text NOT NULL,
         document tsvector GENERATED ALWAYS AS (
-            setweight(to_tsvector('english', title), 'A')
-            || setweight(to_tsvector('english', summary || ' ' || topic), 'B')
-            || setweight(to_tsvector('english', intro), 'C')
-            || setweight(to_tsvector('english', body || ' ' || checklist), 'D')
+            setweight(to_tsvector('english', translate(title, '<>&', '   ')), 'A')
+            || setweight(to_tsvector('english', translate(summary || ' ' || topic, '<>&', '   ')), 'B')
+            || setweight(to_tsvector('english', translate(intro, '<>&', '   ')), 'C')
+            || setweight(to_tsvector('english', translate(body || ' ' || checklist, '<>&', '   ')), 'D')
         ) STORED
     )""",
     "CREATE INDEX IF NOT EXISTS ix_post_search_document ON post_search USING gin (document)",

@@ -142,11 +142,18 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     return formatted
 
 
+def is_request_error(result: ExecutionResult) -> bool:
+    """An operation that never started: parse, validation or variable errors (no data, no error with a path)."""
+    if isinstance(result, PreExecutionError):
+        return True
+    return result.data is None and bool(result.errors) and all(e.path is None for e in result.errors or ())
+
+
 def result_body(result: ExecutionResult) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if result.errors:
         body["errors"] = [format_error(e) for e in result.errors]
-    if not isinstance(result, PreExecutionError):
+    if not is_request_error(result):
         body["data"] = result.data
     if result.extensions:
         body["extensions"] = result.extensions
@@ -229,6 +236,6 @@ async def graphql_endpoint(request: Request) -> Response:
             error_body(exc.message, exc.code), status_code=exc.status, headers=exc.headers, media_type=media_type
         )
     status = 200
-    if isinstance(result, PreExecutionError) and media_type == GRAPHQL_RESPONSE:
+    if is_request_error(result) and media_type == GRAPHQL_RESPONSE:
         status = 400
     return JSONResponse(result_body(result), status_code=status, media_type=media_type)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,8 @@ SEED_REFERENCE = "anp-ref-001632-5801"
 
 
 @pytest.fixture(scope="module")
-def store(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('executor') / 'store.db'}"
+def store(corpus: Path, new_store_url: Callable[[str], str]) -> Iterator[Any]:
+    url = new_store_url("executor")
 
     async def load() -> None:
         engine = models.create_engine(url)

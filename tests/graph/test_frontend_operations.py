@@ -1,8 +1,8 @@
 """The frontend's operations, run over HTTP against a store of the corpus, checked field by field.
 
-One store for the module: the corpus (80 synthesized documents and the real seed
-document) imported into a SQLite file, served by ``create_app`` through
-Starlette's ``TestClient``. What the API returns is compared with what
+One store for the module and database: the corpus (80 synthesized documents and
+the real seed document) imported into a SQLite file or a PostgreSQL database,
+served by ``create_app`` through Starlette's ``TestClient``. What the API returns is compared with what
 ``documents.to_dict(parse(text))`` says each document holds.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,8 +78,8 @@ class Store:
 
 
 @pytest.fixture(scope="module")
-def store(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('frontend') / 'store.db'}"
+def store(corpus: Path, new_store_url: Callable[[str], str]) -> Iterator[Store]:
+    url = new_store_url("frontend")
     sources, missing = collect_sources([str(corpus)])
     assert missing == []
 

@@ -1,8 +1,12 @@
 """A request costs a fixed number of SQL statements, whatever the page size (no N+1).
 
-Statements are counted where the driver receives them: SQLite's own trace
-callback on every connection of the app's read pool, while the app serves real
-requests through ``TestClient``.
+Statements are counted where the driver receives them, on every connection of
+the app's read pool, while the app serves real requests through ``TestClient``:
+SQLite's own trace callback, or asyncpg's query logger on PostgreSQL. The counts
+are the same on both: asyncpg's BEGIN is ``BEGIN ISOLATION LEVEL REPEATABLE READ
+READ ONLY;`` and its ROLLBACK ``ROLLBACK;``, and the read pool neither resets a
+connection it gets back (asyncpg's reset query would be one more statement per
+request) nor lets asyncpg look up array types during a request (see ``loaders.db``).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +79,7 @@ class Recorder:
         """Each statement named by what it does: BEGIN, or the first table it reads."""
         names = []
         for statement in self.statements:
-            keyword = statement.strip().split()[0].upper()
+            keyword = statement.strip().split()[0].upper().rstrip(";")
             if keyword in ("BEGIN", "ROLLBACK"):
                 names.append(keyword)
             else:
@@ -92,12 +96,11 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    folder = tmp_path_factory.mktemp("statements")
-    documents = folder / "documents"
+def served(tmp_path_factory: pytest.TempPathFactory, new_store_url: Callable[[str], str]) -> Iterator[Served]:
+    documents = tmp_path_factory.mktemp("statements") / "documents"
     write(documents, SYNTHESIZED, seed=23)
     shutil.copy(SEED_DOCUMENT, documents / SEED_DOCUMENT.name)
-    url = f"sqlite:///{folder / 'store.db'}"
+    url = new_store_url("statements")
 
     async def load() -> None:
         engine = models.create_engine(url)

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,11 @@ def malformed_seed() -> tuple[str, int]:
     text = SEED_BYTES.decode("utf-8")
     line = text.split("\n").index("reading time5") + 1
     return text.replace("\nreading time5\n", "\nreading timefive\n"), line
+
+
+def database_file_exists(url: str) -> bool:
+    """Whether the store's SQLite file is there; a PostgreSQL database is there before any command runs."""
+    return not url.startswith("sqlite") or Path(url.removeprefix("sqlite:///")).exists()
 
 
 @pytest.fixture
@@ -124,8 +130,8 @@ def test_import_json_prints_a_json_receipt(
     assert (again["created"], again["updated"], again["unchanged"], again["rejected"]) == (0, 0, 2, [])
 
 
-def test_import_dash_reads_the_document_from_stdin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+def test_import_dash_reads_the_document_from_stdin(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    url = database_url
     result = alphanode("import", "--database", url, "-", input=SEED_BYTES)
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().startswith("1 document(s): 1 created, 0 updated, 0 unchanged, 0 rejected")
@@ -166,9 +172,11 @@ def test_export_of_an_unknown_reference_exits_1_with_a_message_on_stderr(
     assert capsys.readouterr() == ("", "no post with slug 'no-such-slug'\n")
 
 
-def test_export_from_a_store_that_was_never_created_fails_with_a_message_not_a_traceback(tmp_path: Path) -> None:
-    # A mistyped --database (or a missing ALPHANODE_DATABASE_URL) points at a file with no tables.
-    url = f"sqlite:///{tmp_path / 'never-imported.db'}"
+def test_export_from_a_store_that_was_never_created_fails_with_a_message_not_a_traceback(
+    new_store_url: Callable[[str], str],
+) -> None:
+    # A mistyped --database (or a missing ALPHANODE_DATABASE_URL) points at a file or a database with no tables.
+    url = new_store_url("never-imported")
     result = alphanode("export", "--database", url, "--reference", SEED_REFERENCE)
     stderr = result.stderr.decode()
     assert result.returncode == 1
@@ -226,17 +234,18 @@ def test_export_schema_check_fails_for_a_stale_copy(tmp_path: Path, capsys: pyte
 # -- ALPHANODE_DATABASE_URL -------------------------------------------------
 
 
-def test_import_and_export_processes_read_the_database_url_from_the_environment(tmp_path: Path) -> None:
+def test_import_and_export_processes_read_the_database_url_from_the_environment(
+    database_url: str, tmp_path: Path
+) -> None:
     # Given ALPHANODE_DATABASE_URL and no --database, run from a folder where the default store would land.
     workdir = tmp_path / "workdir"
     workdir.mkdir()
-    database = tmp_path / "from-env.db"
-    env = environment(ALPHANODE_DATABASE_URL=f"sqlite:///{database}")
+    env = environment(ALPHANODE_DATABASE_URL=database_url)
 
     imported = alphanode("import", str(SEED_DOCUMENT), cwd=workdir, env=env)
     assert imported.returncode == 0, imported.stderr.decode()
     assert "1 created" in imported.stdout.decode()
-    assert database.exists()
+    assert database_file_exists(database_url)
 
     exported = alphanode("export", "--reference", SEED_REFERENCE, cwd=workdir, env=env)
     assert exported.returncode == 0, exported.stderr.decode()
@@ -247,17 +256,16 @@ def test_import_and_export_processes_read_the_database_url_from_the_environment(
 
 
 def test_init_and_similar_read_the_database_url_from_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     workdir = tmp_path / "workdir"
     workdir.mkdir()
     monkeypatch.chdir(workdir)
-    database = tmp_path / "from-env.db"
-    monkeypatch.setenv("ALPHANODE_DATABASE_URL", f"sqlite:///{database}")
+    monkeypatch.setenv("ALPHANODE_DATABASE_URL", database_url)
 
     assert main(["init"]) == 0
-    assert capsys.readouterr().out == f"store ready at sqlite:///{database}\n"
-    assert database.exists()
+    assert capsys.readouterr().out == f"store ready at {database_url}\n"
+    assert database_file_exists(database_url)
     assert main(["import", "--quiet", str(SEED_DOCUMENT)]) == 0
     capsys.readouterr()
     assert main(["similar"]) == 0
@@ -265,9 +273,9 @@ def test_init_and_similar_read_the_database_url_from_the_environment(
     assert list(workdir.iterdir()) == []
 
 
-def test_serve_reads_the_database_url_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_reads_the_database_url_from_the_environment(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # uvicorn.run is replaced so that no server starts: only the settings the app gets matter here.
-    url = f"sqlite:///{tmp_path / 'from-env.db'}"
+    url = database_url
     monkeypatch.setenv("ALPHANODE_DATABASE_URL", url)
     served: list[Any] = []
     monkeypatch.setattr("uvicorn.run", lambda app, **options: served.append((app, options)))

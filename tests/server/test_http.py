@@ -22,7 +22,7 @@ from documents import parse, slug_for
 from server.app import create_app
 from server.settings import Settings
 from store.importer import file_source, import_sources
-from tests.conftest import SEED_DOCUMENT
+from tests.conftest import SEED_DOCUMENT, PostgresServer
 
 SEED = parse(SEED_DOCUMENT.read_bytes())
 SEED_SLUG = slug_for(SEED)
@@ -249,6 +249,7 @@ def test_healthz_is_ok_when_the_database_answers(client: TestClient) -> None:
 
 @pytest.mark.parametrize("breakage", ["file-unreadable", "directory-gone"])
 def test_healthz_is_503_without_details_when_the_database_does_not_answer(tmp_path: Path, breakage: str) -> None:
+    # SQLite only: its file breaks under the app (the PostgreSQL case is the next test).
     # Given a running app whose database then becomes unusable.
     folder = tmp_path / "data"
     folder.mkdir()
@@ -273,6 +274,28 @@ def test_healthz_is_503_without_details_when_the_database_does_not_answer(tmp_pa
     assert response.json() == {"status": "error", "database": "unavailable"}
     for secret in (str(tmp_path), "store.db", "sqlite", "SELECT"):
         assert secret.lower() not in response.text.lower()
+
+
+@pytest.mark.postgres
+def test_healthz_is_503_without_details_when_the_postgresql_database_is_dropped(
+    postgres_server: PostgresServer,
+) -> None:
+    # Given a running app whose PostgreSQL database is then dropped, its sessions ended.
+    url = postgres_server.create_database()
+    database = url.rsplit("/", 1)[1]
+    app = create_app(Settings(database_url=url))
+    with TestClient(app) as client:
+        assert checked(client.get("/healthz")).status_code == 200
+        postgres_server.drop_database(database)
+        # When the health check runs, on a pooled connection the server ended and then on a new one.
+        responses = [checked(client.get("/healthz")) for _ in range(2)]
+    # Then it says so, and nothing about where or why.
+    for response in responses:
+        assert response.status_code == 503
+        assert response.headers["content-type"].startswith("application/json")
+        assert response.json() == {"status": "error", "database": "unavailable"}
+        for secret in (database, "127.0.0.1", "postgres", "SELECT"):
+            assert secret.lower() not in response.text.lower()
 
 
 def test_an_unknown_path_is_a_json_404(client: TestClient) -> None:

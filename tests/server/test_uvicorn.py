@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx2
 
@@ -38,9 +37,9 @@ def wait_until_healthy(base: str, server: subprocess.Popen[bytes]) -> httpx2.Res
                 time.sleep(0.1)
 
 
-def test_serve_answers_the_post_page_over_a_socket_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+def test_serve_answers_the_post_page_over_a_socket_and_stops_cleanly_on_sigterm(database_url: str) -> None:
     # Given a store holding the seed document, imported with the CLI.
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+    url = database_url
     imported = subprocess.run(
         [sys.executable, "-m", "server.cli", "import", "--database", url, str(SEED_DOCUMENT)],
         cwd=ROOT,

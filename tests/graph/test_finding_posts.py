@@ -1,0 +1,733 @@
+"""Finding posts over HTTP: filters, orderings and keyset pages, full-text search, and what they cost in SQL.
+
+One store for the module (see ``tests/graph/finding.py``): 300 synthesized documents, the real seed
+document and nine crafted ones, imported into the database of ``store_url`` and served by
+``create_app`` through Starlette's ``TestClient``. Every expectation is computed in Python from the
+parsed documents: which posts a filter or a search selects, and in which order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+from .finding import (
+    FACETS,
+    FILTERED_LISTING,
+    SEARCH,
+    SORT_KEYS,
+    Source,
+    Store,
+    contains_phrase,
+    data_of,
+    has_no_other_form,
+    import_folder,
+    only_error,
+    ordered,
+    other_units,
+    post,
+    read_sources,
+    search_units,
+    selected,
+    serve,
+    slug_set,
+    slugs_of,
+    tokens,
+    vocabulary,
+    walk,
+    write_new_documents,
+)
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+@pytest.fixture(scope="module")
+def store_url(new_store_url: Callable[[str], str]) -> str:
+    """The (empty) database the module's store is imported into: a SQLite file, then a PostgreSQL database."""
+    return new_store_url("finding-posts")
+
+
+@pytest.fixture(scope="module")
+def store(store_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    with serve(store_url, tmp_path_factory.mktemp("finding-posts-corpus")) as served:
+        yield served
+
+
+def posts_of(data: dict[str, Any]) -> dict[str, Any]:
+    connection: dict[str, Any] = data["posts"]
+    return connection
+
+
+def listing(
+    store: Store, where: dict[str, Any] | None = None, order: dict[str, str] | None = None, first: int = 7
+) -> list[dict[str, Any]]:
+    """Every page of the FilteredListing operation."""
+    return walk(store.client, FILTERED_LISTING, {"where": where, "orderBy": order}, posts_of, first=first)
+
+
+def check_listing_node(store: Store, node: dict[str, Any]) -> None:
+    """A FilteredListing node shows its document's fields."""
+    source = store.by_slug[node["slug"]]
+    data, meta = source.data, source.data["meta"]
+    assert node == {
+        "slug": source.slug,
+        "title": data["title"],
+        "meta": {
+            "topic": meta["topic"],
+            "viewCount": meta["viewCount"],
+            "stack": meta["stack"],
+            "tools": meta["tools"],
+            "codeLanguage": meta["codeLanguage"],
+            "difficulty": meta["difficulty"],
+            "revision": {"status": meta["revision"]["status"], "lastReviewed": meta["revision"]["lastReviewed"]},
+            "flags": {"needsHumanReview": meta["flags"]["needsHumanReview"]},
+        },
+        "scores": data["scores"],
+    }
+
+
+# -- filters ------------------------------------------------------------------
+
+SEED_TOPIC = "keeping staging close to production / python services"
+
+# Each PostFilter field alone; booleans both ways; bounds at values some posts have exactly.
+ONE_FIELD = {
+    "topic": {"topic": SEED_TOPIC},
+    "stackAny": {"stackAny": ["python", "frontend"]},
+    "stackAny-unknown-term": {"stackAny": ["no such stack", "python"]},
+    "toolsAll": {"toolsAll": ["pytest", "git"]},
+    "toolsAll-repeated": {"toolsAll": ["git", "git"]},
+    "entity": {"entity": {"name": "python services", "type": "stack"}},
+    "entity-problem": {"entity": {"name": "keeping staging close to production", "type": "problem"}},
+    "codeLanguage": {"codeLanguage": "typescript"},
+    "codeLanguage-c#": {"codeLanguage": "c#"},
+    "difficulty": {"difficulty": "advanced"},
+    "status": {"status": "needs review"},
+    "aiGeneratedStyle-true": {"aiGeneratedStyle": True},
+    "aiGeneratedStyle-false": {"aiGeneratedStyle": False},
+    "hasImages-true": {"hasImages": True},
+    "hasImages-false": {"hasImages": False},
+    "imageHeavy-true": {"imageHeavy": True},
+    "imageHeavy-false": {"imageHeavy": False},
+    "needsHumanReview-true": {"needsHumanReview": True},
+    "needsHumanReview-false": {"needsHumanReview": False},
+    "minQuality": {"minQuality": 80},
+    "minQuality-seed-exactly": {"minQuality": 96},
+    "minFreshness": {"minFreshness": 70},
+    "minDepth": {"minDepth": 60},
+    "minClarity": {"minClarity": 85},
+    "viewCountMin": {"viewCountMin": 100_000},
+    "viewCountMax": {"viewCountMax": 1_000},
+    "reviewedAfter": {"reviewedAfter": "2026-01-01"},
+    "reviewedBefore": {"reviewedBefore": "2024-06-30"},
+}
+COMBINED = {
+    "stack+tools+difficulty": {"stackAny": ["python", "javascript"], "toolsAll": ["git"], "difficulty": "intermediate"},
+    "entity+quality+images": {"entity": {"name": "backend", "type": "area"}, "minQuality": 70, "hasImages": True},
+    "status+review-window+review-flag": {
+        "status": "published",
+        "reviewedAfter": "2025-01-01",
+        "reviewedBefore": "2025-12-31",
+        "needsHumanReview": False,
+    },
+    "views+flags+scores": {
+        "viewCountMin": 1_000,
+        "viewCountMax": 100_000,
+        "aiGeneratedStyle": True,
+        "imageHeavy": False,
+        "minDepth": 50,
+        "minClarity": 60,
+        "minFreshness": 40,
+    },
+    "topic+codeLanguage": {"topic": SEED_TOPIC, "codeLanguage": "python"},
+    "seed-views-exactly": {"viewCountMin": 223_096, "viewCountMax": 223_096},
+    "seed-review-day-exactly": {"reviewedAfter": "2026-07-02", "reviewedBefore": "2026-07-02"},
+}
+NOTHING = {
+    "unknown-difficulty": {"difficulty": "expert"},
+    "unknown-tool-among-known": {"toolsAll": ["pytest", "no-such-tool"]},
+    "entity-of-another-type": {"entity": {"name": "python services", "type": "problem"}},
+    "empty-view-window": {"viewCountMin": 1_000, "viewCountMax": 999},
+}
+EVERYTHING = {
+    "empty-object": {},
+    "null-fields": {"topic": None, "stackAny": None, "minQuality": None, "reviewedAfter": None, "entity": None},
+    "empty-lists": {"stackAny": [], "toolsAll": []},
+    "lowest-bounds": {"minQuality": 0, "minFreshness": 0, "minDepth": 0, "minClarity": 0, "viewCountMin": 0},
+}
+
+
+def check_filter(store: Store, where: dict[str, Any]) -> list[Source]:
+    expected = selected(store, where)
+    pages = listing(store, where, first=50)
+    found = slugs_of(pages)
+    assert len(found) == len(set(found)), "a post appears twice"
+    assert set(found) == slug_set(expected)
+    assert pages[0]["totalCount"] == len(expected)
+    for page in pages:
+        for edge in page["edges"]:
+            check_listing_node(store, edge["node"])
+    return expected
+
+
+@pytest.mark.parametrize("where", ONE_FIELD.values(), ids=ONE_FIELD.keys())
+def test_each_filter_field_alone_selects_the_posts_whose_document_matches(store: Store, where: dict) -> None:
+    expected = check_filter(store, where)
+    assert 0 < len(expected) < len(store.sources), "the filter should select some posts, not all"
+
+
+@pytest.mark.parametrize("where", COMBINED.values(), ids=COMBINED.keys())
+def test_combined_filters_select_the_posts_matching_every_field(store: Store, where: dict) -> None:
+    expected = check_filter(store, where)
+    assert expected, "the combination should select some posts"
+
+
+@pytest.mark.parametrize("where", NOTHING.values(), ids=NOTHING.keys())
+def test_filters_nothing_matches_give_an_empty_connection(store: Store, where: dict) -> None:
+    assert check_filter(store, where) == []
+    posts = data_of(store.client, FILTERED_LISTING, {"first": 7, "where": where})["posts"]
+    assert posts == {"totalCount": 0, "pageInfo": {"hasNextPage": False, "endCursor": None}, "edges": []}
+
+
+@pytest.mark.parametrize("where", EVERYTHING.values(), ids=EVERYTHING.keys())
+def test_unset_fields_empty_lists_and_lowest_bounds_do_not_filter(store: Store, where: dict) -> None:
+    assert len(check_filter(store, where)) == len(store.sources)
+
+
+def test_that_empty_lists_do_not_filter_is_documented() -> None:
+    schema = (ROOT / "schema.graphql").read_text(encoding="utf-8")
+    assert "unset fields, and empty lists, do not filter" in " ".join(schema.split())
+
+
+def test_review_date_bounds_are_inclusive_and_leave_out_posts_never_reviewed(store: Store) -> None:
+    never = {s.slug for s in store.sources if s.meta.revision.last_reviewed is None}
+    assert len(never) >= 3
+    seed = next(s for s in store.sources if s.document.reference == "anp-ref-001632-5801")
+    for where in ({"reviewedAfter": "1900-01-01"}, {"reviewedBefore": "2100-12-31"}):
+        found = slug_set(selected(store, where))
+        assert set(slugs_of(listing(store, where, first=100))) == found
+        assert not found & never and len(found) == len(store.sources) - len(never)
+    exact = set(slugs_of(listing(store, {"reviewedAfter": "2026-07-02", "reviewedBefore": "2026-07-02"})))
+    assert seed.slug in exact
+
+
+OUT_OF_RANGE = {
+    "minQuality-101": ({"minQuality": 101}, "minQuality"),
+    "minQuality-negative": ({"minQuality": -1}, "minQuality"),
+    "minFreshness-101": ({"minFreshness": 101}, "minFreshness"),
+    "minDepth-negative": ({"minDepth": -1}, "minDepth"),
+    "minClarity-101": ({"minClarity": 101}, "minClarity"),
+    "viewCountMin-negative": ({"viewCountMin": -5}, "viewCountMin"),
+    "viewCountMax-negative": ({"viewCountMax": -1}, "viewCountMax"),
+}
+
+
+@pytest.mark.parametrize(("where", "named"), OUT_OF_RANGE.values(), ids=OUT_OF_RANGE.keys())
+@pytest.mark.parametrize("accept", ["application/json", GRAPHQL_RESPONSE])
+def test_values_out_of_range_are_a_bad_user_input_error_naming_the_field(
+    store: Store, where: dict, named: str, accept: str
+) -> None:
+    for query, path in (
+        (FILTERED_LISTING, ["posts"]),
+        ("query ($where: PostFilter) { facets(where: $where) { topic { value } } }", ["facets"]),
+    ):
+        # The error comes from the field: the response has data (null), so the status is 200 either way.
+        status, body = post(store.client, query, {"first": 7, "where": where}, accept=accept)
+        assert status == 200, body
+        error = only_error(body)
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+        assert named in error["message"]
+        assert error["path"] == path
+        assert body["data"] is None
+
+
+BAD_DATES = {"feb-30": "2026-02-30", "yesterday": "yesterday", "no-dashes": "20260702", "with-time": "2026-07-02T00"}
+
+
+@pytest.mark.parametrize("value", BAD_DATES.values(), ids=BAD_DATES.keys())
+@pytest.mark.parametrize("bound", ["reviewedAfter", "reviewedBefore"])
+def test_an_invalid_date_in_variables_is_a_variable_coercion_error(store: Store, value: str, bound: str) -> None:
+    status, body = post(store.client, FILTERED_LISTING, {"first": 7, "where": {bound: value}})
+    assert status == 200, body
+    error = only_error(body)
+    assert "Date" in error["message"] and value in error["message"] and bound in error["message"], error
+    assert error.get("extensions", {}).get("code") != "INTERNAL_SERVER_ERROR"
+
+
+@pytest.mark.parametrize("value", BAD_DATES.values(), ids=BAD_DATES.keys())
+def test_an_invalid_date_in_variables_is_400_without_data_for_graphql_response_json(store: Store, value: str) -> None:
+    # GraphQL over HTTP: a variable coercion failure is a request error: no data entry and, with
+    # application/graphql-response+json, status 400 (as the validation errors of tests/server/test_http.py).
+    status, body = post(
+        store.client, FILTERED_LISTING, {"first": 7, "where": {"reviewedAfter": value}}, accept=GRAPHQL_RESPONSE
+    )
+    assert "Date" in only_error(body)["message"]
+    assert "data" not in body, body
+    assert status == 400, body
+
+
+@pytest.mark.parametrize("value", BAD_DATES.values(), ids=BAD_DATES.keys())
+def test_an_invalid_date_literal_in_the_query_is_a_validation_error_not_an_internal_one(
+    store: Store, value: str
+) -> None:
+    query = f'{{ posts(where: {{reviewedAfter: "{value}"}}) {{ totalCount }} }}'
+    for accept, expected_status in (("application/json", 200), (GRAPHQL_RESPONSE, 400)):
+        status, body = post(store.client, query, accept=accept)
+        error = only_error(body)
+        assert error.get("extensions", {}).get("code") != "INTERNAL_SERVER_ERROR", error
+        assert "Date" in error["message"] and value in error["message"], error
+        assert "data" not in body
+        assert status == expected_status
+
+
+# -- orderings ----------------------------------------------------------------
+
+BACKWARD_PAGE = 25  # pages read backwards hold 25 posts: the walks are checked against the 7-post forward walks
+SORT_FILTER = {"difficulty": "intermediate"}  # holds crafted posts: never reviewed, titles not in lowercase ASCII
+BACKWARD = """
+query Backward($last: Int!, $before: String, $where: PostFilter, $orderBy: PostOrder) {
+  posts(last: $last, before: $before, where: $where, orderBy: $orderBy) {
+    totalCount
+    pageInfo { hasPreviousPage hasNextPage startCursor endCursor }
+    edges { cursor node { slug } }
+  }
+}
+"""
+
+
+def walk_backward(store: Store, where: dict[str, Any] | None, order: dict[str, str] | None) -> list[dict[str, Any]]:
+    """Every page from the end with last/before following startCursor, in the order they come."""
+    pages: list[dict[str, Any]] = []
+    before: str | None = None
+    while True:
+        variables = {"last": BACKWARD_PAGE, "before": before, "where": where, "orderBy": order}
+        page = data_of(store.client, BACKWARD, variables)["posts"]
+        pages.append(page)
+        edges = page["edges"]
+        assert 1 <= len(edges) <= BACKWARD_PAGE
+        assert page["pageInfo"]["startCursor"] == edges[0]["cursor"]
+        assert page["pageInfo"]["endCursor"] == edges[-1]["cursor"]
+        assert page["pageInfo"]["hasNextPage"] == (before is not None)
+        if not page["pageInfo"]["hasPreviousPage"]:
+            return pages
+        assert len(edges) == BACKWARD_PAGE
+        before = page["pageInfo"]["startCursor"]
+        assert len(pages) <= 100, "the backward walk does not end"
+
+
+def check_order(store: Store, where: dict[str, Any] | None, order: dict[str, str] | None) -> None:
+    """Forward 7 at a time, the posts in the Python order; backwards, the same posts and cursors."""
+    field_name = order["field"] if order else None
+    expected = ordered(selected(store, where), field_name, order.get("direction", "DESC") if order else "DESC")
+    pages = listing(store, where, order)
+    assert slugs_of(pages) == expected
+    assert pages[0]["totalCount"] == len(expected)
+    for page in pages:
+        for edge in page["edges"]:
+            check_listing_node(store, edge["node"])
+    # Backwards from the end: the same posts with the same cursors, each page the posts before the previous one.
+    forward_edges = [edge for page in pages for edge in page["edges"]]
+    end = len(forward_edges)
+    for page in walk_backward(store, where, order):
+        start = max(0, end - BACKWARD_PAGE)
+        assert page["edges"] == [
+            {"cursor": e["cursor"], "node": {"slug": e["node"]["slug"]}} for e in forward_edges[start:end]
+        ]
+        assert page["totalCount"] == len(expected)
+        end = start
+    assert end == 0
+
+
+@pytest.mark.parametrize("filtered", [False, True], ids=["all", "filtered"])
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+@pytest.mark.parametrize("field_name", SORT_KEYS.keys())
+def test_every_ordering_walks_pages_in_key_then_id_order(
+    store: Store, field_name: str, direction: str, filtered: bool
+) -> None:
+    if filtered:
+        assert sum(s.meta.revision.last_reviewed is None for s in selected(store, SORT_FILTER)) >= 2
+    check_order(store, SORT_FILTER if filtered else None, {"field": field_name, "direction": direction})
+
+
+@pytest.mark.parametrize("filtered", [False, True], ids=["all", "filtered"])
+def test_without_order_by_posts_come_newest_first(store: Store, filtered: bool) -> None:
+    check_order(store, SORT_FILTER if filtered else None, None)
+
+
+def test_order_by_without_direction_is_descending(store: Store) -> None:
+    pages = listing(store, None, {"field": "VIEW_COUNT"}, first=100)
+    assert slugs_of(pages) == ordered(store.sources, "VIEW_COUNT", "DESC")
+
+
+def test_never_reviewed_posts_sort_as_oldest_and_titles_by_code_point(store: Store) -> None:
+    never = [s for s in store.sources if s.meta.revision.last_reviewed is None]
+    oldest_first = slugs_of(listing(store, None, {"field": "LAST_REVIEWED", "direction": "ASC"}, first=100))
+    assert oldest_first[: len(never)] == [s.slug for s in never]  # by id among themselves
+    titles = [
+        store.by_slug[slug].document.title
+        for slug in slugs_of(listing(store, None, {"field": "TITLE", "direction": "ASC"}, first=100))
+    ]
+    crafted = [
+        "10 checks before a release",  # digits before capitals
+        "Zero downtime, capitalised",  # capitals before the underscore
+        "_underscore sorts between upper and lower case",  # the underscore before lowercase
+        "practical guide to keeping staging close to production with python services",  # lowercase
+        "Émile's notes on flaky checks",  # Latin-1 after ASCII
+        "ärger mit timeouts",
+        "Ωmega release notes",  # Greek after Latin-1
+        "Ｆullwidth letters sort after Greek",  # U+FF26, still in the Basic Multilingual Plane
+        "🚀 launch notes",  # U+1F680 last: by code point, not by UTF-16 unit
+    ]
+    positions = [titles.index(title) for title in crafted]
+    assert positions == sorted(positions)
+    assert titles[-5:] == crafted[-5:]
+
+
+def cursor_of(
+    store: Store, where: dict[str, Any] | None, order: dict[str, str] | None, search: str | None = None
+) -> str:
+    query = """query ($where: PostFilter, $orderBy: PostOrder, $search: String) {
+      posts(first: 3, where: $where, orderBy: $orderBy, search: $search) { pageInfo { endCursor } } }"""
+    cursor: str = data_of(store.client, query, {"where": where, "orderBy": order, "search": search})["posts"][
+        "pageInfo"
+    ]["endCursor"]
+    return cursor
+
+
+TITLE_ASC = {"field": "TITLE", "direction": "ASC"}
+FOREIGN_CURSORS = {
+    "other-direction": ((None, TITLE_ASC, None), (None, {"field": "TITLE", "direction": "DESC"}, None), "ordering"),
+    "other-field": ((None, {"field": "VIEW_COUNT"}, None), (None, {"field": "QUALITY"}, None), "ordering"),
+    "default-vs-ordered": ((None, None, None), (None, {"field": "VIEW_COUNT"}, None), "ordering"),
+    "other-filter": (({"difficulty": "beginner"}, None, None), ({"difficulty": "advanced"}, None, None), "filter"),
+    "filter-added": ((None, TITLE_ASC, None), ({"hasImages": True}, TITLE_ASC, None), "filter"),
+    "other-search": ((None, None, "runbook"), (None, None, "headers"), "filter"),
+}
+
+
+@pytest.mark.parametrize(("given", "used", "word"), FOREIGN_CURSORS.values(), ids=FOREIGN_CURSORS.keys())
+@pytest.mark.parametrize("argument", ["after", "before"])
+def test_a_cursor_from_another_ordering_or_filter_is_refused(
+    store: Store, given: tuple, used: tuple, word: str, argument: str
+) -> None:
+    cursor = cursor_of(store, *given)
+    size = "first" if argument == "after" else "last"
+    query = f"""query ($where: PostFilter, $orderBy: PostOrder, $search: String, $cursor: String) {{
+      posts({size}: 3, {argument}: $cursor, where: $where, orderBy: $orderBy, search: $search) {{ totalCount }} }}"""
+    status, body = post(
+        store.client, query, {"where": used[0], "orderBy": used[1], "search": used[2], "cursor": cursor}
+    )
+    assert status == 200
+    error = only_error(body)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert word in error["message"] and argument in error["message"], error
+    assert body["data"] is None
+
+
+def test_keyset_pages_survive_an_import_between_two_pages(store: Store, tmp_path: Path) -> None:
+    # Given three walks half way through: VIEW_COUNT DESC, TITLE ASC and newest first.
+    before = list(store.sources)
+    orders: list[dict[str, str] | None] = [{"field": "VIEW_COUNT", "direction": "DESC"}, TITLE_ASC, None]
+    seen: list[list[str]] = [[] for _ in orders]
+    cursors: list[str | None] = [None for _ in orders]
+
+    def step(n: int) -> bool:
+        page = data_of(store.client, FILTERED_LISTING, {"first": 7, "after": cursors[n], "orderBy": orders[n]})["posts"]
+        seen[n] += [edge["node"]["slug"] for edge in page["edges"]]
+        cursors[n] = page["pageInfo"]["endCursor"]
+        return bool(page["pageInfo"]["hasNextPage"])
+
+    half = len(before) // 7 // 2
+    for n in range(len(orders)):
+        for _ in range(half):
+            assert step(n)
+    reached = [slugs[-1] for slugs in seen]
+    # When 20 new documents are imported into the same store.
+    folder = tmp_path / "new"
+    write_new_documents(folder, 20)
+    new = read_sources(folder, first_id=len(before) + 1)
+    assert asyncio.run(import_folder(store.url, folder)).created == 20
+    store.add(new)
+    # And the walks go on to the end.
+    for n in range(len(orders)):
+        while step(n):
+            assert len(seen[n]) <= len(store.sources)
+    # Then every post of the start appears exactly once, a new one at most once, all in the ordering's order.
+    old, added = slug_set(before), slug_set(new)
+    for n, order in enumerate(orders):
+        assert len(seen[n]) == len(set(seen[n])), f"{order}: a post appears twice"
+        assert set(seen[n]) >= old, f"{order}: posts of the start are missing: {old - set(seen[n])}"
+        assert set(seen[n]) <= old | added
+        field_name = order["field"] if order else None
+        everything = ordered(store.sources, field_name, order["direction"] if order else "DESC")
+        assert seen[n] == [slug for slug in everything if slug in set(seen[n])]
+        if order is not None:  # some new posts sort after the page reached: the walk had to meet them
+            assert set(everything[everything.index(reached[n]) + 1 :]) & added
+    # Newest first, the new posts come before the page the walk had reached.
+    assert not set(seen[2]) & added
+    assert data_of(store.client, FILTERED_LISTING, {"first": 1})["posts"]["totalCount"] == len(store.sources)
+
+
+# -- search -------------------------------------------------------------------
+
+SEARCH_POSTS = """
+query ($q: String, $first: Int!, $after: String, $where: PostFilter, $orderBy: PostOrder) {
+  posts(search: $q, first: $first, after: $after, where: $where, orderBy: $orderBy) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor highlight node { slug } }
+  }
+}
+"""
+WORDS = {
+    "rare-tool": "golangci",
+    "rare-tool-2": "leakcanary",
+    "problem-word": "onboarding",
+    "stack-word-in-topic": "storefronts",
+    "checklist-word": "runbook",
+    "checklist-word-2": "headers",
+    "paragraph-word": "archaeology",
+    "summary-word": "emphasis",
+    "crafted-intro-only": "quokka",
+    "upper-case-query": "RUNBOOK",
+}
+MARK = re.compile(r"</?mark>")
+
+
+def check_highlight(highlight: str | None, words: set[str]) -> None:
+    """Matched words in <mark>, the rest escaped: no other tag, no unescaped '<'."""
+    assert highlight is not None
+    marked = re.findall(r"<mark>(.*?)</mark>", highlight)
+    assert marked, highlight
+    assert {m.lower() for m in marked} <= words, highlight
+    assert highlight.count("<mark>") == highlight.count("</mark>")
+    assert "<" not in MARK.sub("", highlight), highlight
+
+
+def search_walk(store: Store, q: str, *, where: dict | None = None, order: dict | None = None, first: int = 7):
+    variables = {"q": q, "where": where, "orderBy": order}
+    return walk(store.client, SEARCH_POSTS, variables, posts_of, first=first)
+
+
+def check_search(store: Store, q: str, words: set[str], *, where: dict | None = None) -> list[Source]:
+    expected = selected(store, where, words)
+    pages = search_walk(store, q, where=where)
+    found = slugs_of(pages)
+    assert len(found) == len(set(found)), "a post appears twice"
+    assert set(found) == slug_set(expected)
+    assert pages[0]["totalCount"] == len(expected)
+    for page in pages:
+        for edge in page["edges"]:
+            check_highlight(edge["highlight"], words)
+    return expected
+
+
+@pytest.mark.parametrize("word", WORDS.values(), ids=WORDS.keys())
+def test_search_finds_exactly_the_posts_containing_the_word(store: Store, word: str) -> None:
+    lower = word.lower()
+    assert has_no_other_form(lower, vocabulary(store.sources)), f"{word}: stemming could change what matches"
+    expected = check_search(store, word, {lower})
+    assert 0 < len(expected) < len(store.sources)
+    # The Search operation (relevance, 7 a page) finds the same posts, each once.
+    pages = walk(store.client, SEARCH, {"q": word}, posts_of, operation="Search")
+    assert sorted(slugs_of(pages)) == sorted(slug_set(expected))
+    for page in pages:
+        for edge in page["edges"]:
+            check_highlight(edge["highlight"], {lower})
+            node = edge["node"]
+            data = store.by_slug[node["slug"]].data
+            assert node["meta"] == {"topic": data["meta"]["topic"], "summary": data["meta"]["summary"]}
+            assert node["title"] == data["title"] and node["scores"]["quality"] == data["scores"]["quality"]
+
+
+def test_the_search_operation_with_a_filter_finds_the_matches_the_filter_keeps(store: Store) -> None:
+    where = {"difficulty": "intermediate", "hasImages": True}
+    expected = selected(store, where, {"runbook"})
+    assert 0 < len(expected) < len(selected(store, None, {"runbook"}))
+    pages = walk(store.client, SEARCH, {"q": "runbook", "where": where}, posts_of, operation="Search")
+    assert sorted(slugs_of(pages)) == sorted(slug_set(expected))
+    assert pages[0]["totalCount"] == len(expected)
+
+
+def test_a_highlight_escapes_the_text_around_the_marks(store: Store) -> None:
+    (edge,) = data_of(store.client, SEARCH, {"q": "quokka", "first": 7}, operationName="Search")["posts"]["edges"]
+    assert "<mark>quokka</mark>" in edge["highlight"]
+    assert "&lt;probe&gt;" in edge["highlight"] and "&amp;" in edge["highlight"]
+
+
+def test_words_only_in_fields_search_does_not_look_at_find_nothing(store: Store) -> None:
+    for word in ("sanitized", "pretending", "placeholder"):  # notes and the ai brief
+        assert any(word in tokens(u) for s in store.sources for u in other_units(s.document))
+        assert not any(word in tokens(u) for s in store.sources for u in search_units(s.document))
+        posts = data_of(store.client, SEARCH_POSTS, {"q": word, "first": 5})["posts"]
+        assert posts["totalCount"] == 0 and posts["edges"] == []
+
+
+PHRASES = {
+    "adjacent": ("baseline metrics", ["baseline", "metrics"]),
+    "reversed": ("metrics baseline", ["metrics", "baseline"]),
+    "with-stop-word-inside": ("logged in traffic", ["logged", "in", "traffic"]),
+    "three-words": ("better than memory", ["better", "than", "memory"]),
+}
+
+
+@pytest.mark.parametrize(("text", "phrase"), PHRASES.values(), ids=PHRASES.keys())
+def test_a_quoted_phrase_finds_the_posts_with_those_words_adjacent(store: Store, text: str, phrase: list[str]) -> None:
+    words = {w for w in phrase if w not in ("in", "than")}
+    everywhere = vocabulary(store.sources)
+    assert all(has_no_other_form(w, everywhere) for w in words)
+    expected = [s for s in store.sources if contains_phrase(s, phrase)]
+    assert len(expected) < len(selected(store, None, words)), "some posts have the words apart"
+    pages = search_walk(store, f'"{text}"', first=25)
+    assert set(slugs_of(pages)) == slug_set(expected)
+    assert pages[0]["totalCount"] == len(expected)
+
+
+A, B = "runbook", "headers"  # words without other forms in the corpus; some posts have both, more only one
+HOSTILE = {
+    "trailing-quote": ('runbook"', {A}),
+    "leading-quote": ('"runbook', {A}),
+    "and": ("runbook AND headers", {A, B}),
+    "or": ("runbook OR headers", {A, B}),
+    "not": ("NOT runbook", {A}),
+    "star": ("runbook*", {A}),
+    "minus": ("runbook -headers", {A, B}),
+    "parentheses": ("(runbook)", {A}),
+    "colon": ("runbook: headers", {A, B}),
+    "column-filter": ("title:runbook", {"title", A}),
+    "fts5-column-set": ("{title intro}: runbook", {"title", "intro", A}),
+    "near": ("NEAR(runbook headers)", {A, B}),
+    "caret": ("^runbook", {A}),
+    "sql-injection": ("'; DROP TABLE post; --", {"drop", "table", "post"}),
+    "emoji-and-word": ("🚀runbook 🙂", {A}),
+    "nul-character": ("runbook\x00headers", {A, B}),
+    "long": (("runbook " * 300)[:2000], {A}),
+    "quoted-phrase": ('"runbook headers"', None),  # the phrase: no post has them adjacent
+}
+NO_WORDS = {
+    "backslash": "\\",
+    "two-backslashes": "\\\\",
+    "percent-underscore": "%_",
+    "emoji": "🚀",
+    "stop-words": "the and or not",
+    "quotes": '""',
+    "quoted-space": '" "',
+    "long-nonsense": "x" * 2000,
+    "long-punctuation": "*-()" * 500,
+}
+
+
+@pytest.mark.parametrize(("text", "words"), HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_search_text_is_only_words(store: Store, text: str, words: set[str] | None) -> None:
+    if words is None:
+        expected = [s for s in store.sources if contains_phrase(s, [A, B])]
+    else:
+        expected = selected(store, None, words)
+        if expected:
+            everywhere = vocabulary(store.sources)
+            assert all(has_no_other_form(w, everywhere) for w in words)
+    pages = search_walk(store, text, first=50)
+    assert set(slugs_of(pages)) == slug_set(expected)
+    assert pages[0]["totalCount"] == len(expected)
+    for page in pages:
+        for edge in page["edges"]:
+            check_highlight(edge["highlight"], words or {A, B})
+    facets = data_of(store.client, FACETS, {"search": text})["facets"]
+    assert sum(v["count"] for v in facets["difficulty"]) == len(expected)
+
+
+@pytest.mark.parametrize("text", NO_WORDS.values(), ids=NO_WORDS.keys())
+def test_search_text_without_words_is_no_error(store: Store, text: str) -> None:
+    for order in (None, {"field": "RELEVANCE"}, TITLE_ASC):
+        pages = search_walk(store, text, order=order, first=50)
+        assert len(slugs_of(pages)) == pages[0]["totalCount"]
+    data_of(store.client, SEARCH, {"q": text, "first": 7}, operationName="Search")
+    data_of(store.client, FACETS, {"search": text})
+
+
+def test_hostile_search_leaves_the_store_as_it_was(store: Store) -> None:
+    assert data_of(store.client, FILTERED_LISTING, {"first": 1})["posts"]["totalCount"] == len(store.sources)
+
+
+def test_relevance_without_a_search_is_a_bad_user_input_error(store: Store) -> None:
+    for search in (None, "", "  "):
+        status, body = post(store.client, SEARCH_POSTS, {"q": search, "first": 5, "orderBy": {"field": "RELEVANCE"}})
+        assert status == 200
+        error = only_error(body)
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "RELEVANCE" in error["message"] and "search" in error["message"]
+
+
+def test_search_in_another_order_keeps_its_highlights(store: Store) -> None:
+    expected = selected(store, None, {A})
+    pages = search_walk(store, A, order=TITLE_ASC)
+    assert slugs_of(pages) == ordered(expected, "TITLE", "ASC")
+    for page in pages:
+        for edge in page["edges"]:
+            check_highlight(edge["highlight"], {A})
+
+
+# -- statements ---------------------------------------------------------------
+
+
+def statements(store: Store, query: str, variables: dict[str, Any], operation: str) -> tuple[dict[str, Any], list[str]]:
+    store.recorder.statements.clear()
+    store.recorder.on = True
+    try:
+        data = data_of(store.client, query, variables, operationName=operation)
+    finally:
+        store.recorder.on = False
+    return data, list(store.recorder.statements)
+
+
+def labels(recorded: list[str]) -> list[str]:
+    """Each statement by its first keyword and, for a SELECT, the first table it reads (sorted)."""
+    out = []
+    for text in recorded:
+        keyword = re.match(r"\s*(\w+)", text).group(1).upper()  # type: ignore[union-attr]
+        table = re.search(r"\bFROM\s+(\w+)", text, re.I)
+        out.append(f"SELECT {table.group(1) if table else '?'}" if keyword == "SELECT" else keyword)
+    return sorted(out)
+
+
+def test_a_filtered_listing_costs_six_statements_whatever_the_page_size(store: Store) -> None:
+    variables = {"where": {"aiGeneratedStyle": True}, "orderBy": TITLE_ASC}
+    assert len(selected(store, variables["where"])) > 100
+    small, one = statements(store, FILTERED_LISTING, {**variables, "first": 1}, "FilteredListing")
+    large, hundred = statements(store, FILTERED_LISTING, {**variables, "first": 100}, "FilteredListing")
+    assert len(small["posts"]["edges"]) == 1 and len(large["posts"]["edges"]) == 100
+    # BEGIN, the page, totalCount, stack terms and tools of the page's posts, ROLLBACK.
+    assert (
+        labels(one)
+        == labels(hundred)
+        == ["BEGIN", "ROLLBACK", "SELECT post", "SELECT post", "SELECT post_stack", "SELECT post_tool"]
+    )
+
+
+def test_a_search_costs_four_statements_whatever_the_page_size(store: Store) -> None:
+    assert len(selected(store, None, {"rollback"})) > 100
+    small, one = statements(store, SEARCH, {"q": "rollback", "first": 1}, "Search")
+    large, hundred = statements(store, SEARCH, {"q": "rollback", "first": 100}, "Search")
+    assert len(small["posts"]["edges"]) == 1 and len(large["posts"]["edges"]) == 100
+    # BEGIN, the page with its snippets (one WITH statement), totalCount, ROLLBACK.
+    assert labels(one) == labels(hundred) == ["BEGIN", "ROLLBACK", "SELECT post", "WITH"]
+
+
+def test_facets_cost_nine_statements_whatever_the_filter_or_size(store: Store) -> None:
+    _, plain = statements(store, FACETS, {}, "Facets")
+    where = {"stackAny": ["python"], "minQuality": 50}
+    _, filtered = statements(store, FACETS, {"where": where, "search": A}, "Facets")
+    query = FACETS.replace(
+        "facets(where: $where, search: $search)", "facets(where: $where, search: $search, first: 100)"
+    )
+    assert query != FACETS
+    _, hundred = statements(store, query, {"where": where}, "Facets")
+    # BEGIN, one statement per facet (7), ROLLBACK.
+    assert labels(plain) == labels(filtered) == labels(hundred) == ["BEGIN", "ROLLBACK"] + ["SELECT post"] * 7
