@@ -43,6 +43,12 @@ _HTML_ELEMENTS = (
     "strong|style|svg|table|tbody|td|th|thead|title|tr|u|ul"
 )
 _HTML_TAG = re.compile(rf"</?(?:{_HTML_ELEMENTS})(?:\s[^<>]*)?/?\s*>|<!--|<!doctype", re.I)
+# The checks above over the whole text, by line ending: a document that passes them (most do)
+# needs no line-by-line search. Markup found across lines here is left to the lines to decide.
+_SUSPECT = {
+    "\n": re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffd]"),
+    "\r\n": re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffd]|\r(?!\n)|(?<!\r)\n"),
+}
 _INT = re.compile(r"0|[1-9][0-9]*")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _HEX = re.compile(r"[0-9a-f]+")
@@ -90,7 +96,13 @@ class _Parser:
         self.newline = newline
         self.lines = lines
         self.i = 0  # index of the next line
-        for number, line in enumerate(lines, 1):
+        if _SUSPECT[newline].search(text) or _HTML_TAG.search(text):
+            self.check_lines()
+
+    def check_lines(self) -> None:
+        """Reject control characters, U+FFFD and HTML markup, naming the first line that has one."""
+        name, newline = self.name, self.newline
+        for number, line in enumerate(self.lines, 1):
             bad = _CONTROL.search(line)
             if bad:
                 what = (

@@ -8,43 +8,67 @@ stops the good ones and never leaves a partial post. Similar posts of what
 changed are refreshed at the end; posts waiting for that refresh are marked in
 the same transaction that wrote them, so an interrupted import is finished by
 the next one.
+
+Large imports read and parse in worker processes (:mod:`store.prepare`) while
+this process writes, and skip documents whose bytes hash to the content hash of
+a stored post: those are unchanged, whatever their name, without being parsed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import datetime as dt
+import gc
 import logging
+import multiprocessing
+import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from documents import DocumentError, decode, parse
+from models import ImportReceiptRecord, Post, table
 
+from .prepare import Result, Task, prepare, prepare_many, start_worker, workers_can_start
+from .rows import PostRows
 from .similar import refresh_similar
-from .write import Incoming, Outcome, VocabularyCache, write_batch
+from .write import Incoming, Outcome, Prepared, VocabularyCache, tune_for_bulk, write_batch
 
 log = logging.getLogger("alphanode.import")
 
-BATCH_SIZE = 500
+BATCH_SIZE = 2_000
+# Rejections a kept receipt lists; the count is always exact.
+KEPT_REJECTIONS = 200
 # Files a folder contributes: the synthesizer writes *.txt.
-DOCUMENT_GLOB = "*.txt"
+DOCUMENT_SUFFIX = ".txt"
+# From this many documents on, workers read and parse, and unchanged documents are found by hash.
+PARALLEL_FROM = 500
+WORKERS = 4  # at most
+TASK_SIZE = 32  # documents a worker is handed at a time
+READ_AHEAD = 2_048  # documents read and parsed ahead of the writer, at most: bounds memory
 
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A document to read: a file, standard input, or text handed over directly."""
+    """A document to read: a file (``path``), standard input, or text handed over directly."""
 
     name: str
     read: Callable[[], bytes]
+    path: str | None = None
 
 
 def file_source(path: Path) -> Source:
-    return Source(str(path), path.read_bytes)
+    return Source(str(path), path.read_bytes, str(path))
 
 
 def text_source(name: str, text: str | bytes) -> Source:
@@ -67,16 +91,37 @@ def collect_sources(paths: Sequence[str], stdin: Any = None) -> tuple[list[Sourc
             continue
         path = Path(raw)
         if path.is_dir():
-            sources += [
-                file_source(p)
-                for p in sorted(path.rglob(DOCUMENT_GLOB))
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            ]
+            sources += [file_source(p) for p in _documents_in(path)]
         elif path.is_file():
             sources.append(file_source(path))
         else:
             missing.append(Outcome(raw, "", "rejected", error=f"{raw}: no such file or folder"))
     return sources, missing
+
+
+def _documents_in(folder: Path) -> list[Path]:
+    """The ``*.txt`` files in a folder and its subfolders, in path order; hidden files and folders left out."""
+    found: list[tuple[str, ...]] = []
+
+    def walk(directory: str, parts: tuple[str, ...]) -> None:
+        try:
+            with os.scandir(directory) as entries:
+                listed = list(entries)
+        except OSError:
+            return
+        for entry in listed:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                walk(entry.path, (*parts, entry.name))
+            elif entry.name.endswith(DOCUMENT_SUFFIX) and entry.is_file():
+                found.append((*parts, entry.name))
+
+    walk(str(folder), ())
+    found.sort()
+    # folder / name without a Path per file: "x" for folder ".", "/x" for "/".
+    prefix = str(folder / "x")[:-1]
+    return [Path(prefix + "/".join(parts)) for parts in found]
 
 
 @dataclass(slots=True)
@@ -140,42 +185,6 @@ class Receipt:
 Progress = Callable[[int], None]
 
 
-def _parse_all(sources: Iterable[Source], receipt: Receipt, advance: Progress | None) -> Iterator[Incoming]:
-    for source in sources:
-        try:
-            data = source.read()
-            text = decode(data, source.name)
-            document = parse(text, source.name)
-        except DocumentError as exc:
-            log.info("rejected %s", exc)
-            receipt.outcomes.append(Outcome(source.name, "", "rejected", error=str(exc)))
-            if advance:
-                advance(1)
-            continue
-        except OSError as exc:
-            message = f"{source.name}: cannot be read ({exc.strerror or exc.__class__.__name__})"
-            log.info("rejected %s", message)
-            receipt.outcomes.append(Outcome(source.name, "", "rejected", error=message))
-            if advance:
-                advance(1)
-            continue
-        yield Incoming(source.name, text, document)
-
-
-def _batches(incoming: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
-    """Batches in order, each holding a source id at most once (a repeat starts a new batch)."""
-    batch: list[Incoming] = []
-    seen: set[str] = set()
-    for item in incoming:
-        if len(batch) >= size or item.document.source_id in seen:
-            yield batch
-            batch, seen = [], set()
-        batch.append(item)
-        seen.add(item.document.source_id)
-    if batch:
-        yield batch
-
-
 async def import_sources(
     engine: AsyncEngine,
     sources: Sequence[Source],
@@ -183,25 +192,206 @@ async def import_sources(
     batch_size: int = BATCH_SIZE,
     advance: Progress | None = None,
     refresh: bool = True,
+    workers: int | None = None,
+    author: str = "import",
 ) -> Receipt:
-    """Import documents and refresh similar posts; returns the receipt."""
+    """Import documents and refresh similar posts; returns the receipt, which is also kept in the store.
+
+    ``author`` is recorded in each written post's revision history.
+
+    ``workers``: processes that read and parse (default: one a CPU, up to ``WORKERS``,
+    for ``PARALLEL_FROM`` documents or more); 0 or 1 parses in this process.
+    """
     started = time.perf_counter()
     receipt = Receipt()
     vocabulary = VocabularyCache()
-    for batch in _batches(_parse_all(sources, receipt, advance), batch_size):
-        receipt.outcomes += await _write(engine, batch, vocabulary)
-        if advance:
-            advance(len(batch))
-    if refresh:
-        receipt.similar_refreshed = await refresh_similar(engine)
+    large = len(sources) >= PARALLEL_FROM
+    if workers is None:
+        workers = min(os.cpu_count() or 1, WORKERS) if large else 0
+    stored = await _stored_hashes(engine) if large else {}
+    pool = _start_workers(workers, stored) if workers > 1 and workers_can_start() else None
+    # A large import makes millions of short-lived objects, none in reference cycles: the
+    # cyclic garbage collector, run every few hundred of them, would take a tenth of the time.
+    collecting = gc.isenabled() and large
+    if collecting:
+        gc.disable()
+    try:
+        batch: list[Incoming | Prepared] = []
+        in_batch: set[str] = set()
+        async for item in _prepare_all(sources, stored, receipt, advance, pool):
+            item.author = author
+            # A batch holds a source id at most once: a repeat starts a new batch.
+            if len(batch) >= batch_size or item.source_id in in_batch:
+                await _write_batch(engine, batch, vocabulary, receipt, advance, large)
+                batch, in_batch = [], set()
+            batch.append(item)
+            in_batch.add(item.source_id)
+        if batch:
+            await _write_batch(engine, batch, vocabulary, receipt, advance, large)
+        if pool is not None:
+            pool.shutdown(wait=True)
+        log.info("import: documents read and written in %.2fs", time.perf_counter() - started)
+        if refresh:
+            receipt.similar_refreshed = await refresh_similar(engine)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if collecting:
+            gc.enable()
     receipt.seconds = time.perf_counter() - started
     log.info("import: %s", receipt.summary())
+    await _keep_receipt(engine, receipt, author)
     return receipt
 
 
-async def _write(engine: AsyncEngine, batch: list[Incoming], vocabulary: VocabularyCache) -> list[Outcome]:
+async def _keep_receipt(engine: AsyncEngine, receipt: Receipt, author: str) -> None:
+    """Keep the receipt for editors (Query.importReceipts), up to ``KEPT_REJECTIONS`` rejections of it."""
+    rejected = receipt.rejected
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(table(ImportReceiptRecord)).values(
+                author=author,
+                finished_at=dt.datetime.now(dt.UTC),
+                seconds=receipt.seconds,
+                created=receipt.created,
+                updated=receipt.updated,
+                unchanged=receipt.unchanged,
+                rejected=len(rejected),
+                rejections=orjson.dumps(
+                    [{"document": o.name, "error": o.error} for o in rejected[:KEPT_REJECTIONS]]
+                ).decode(),
+            )
+        )
+
+
+async def _write_batch(
+    engine: AsyncEngine,
+    batch: list[Incoming | Prepared],
+    vocabulary: VocabularyCache,
+    receipt: Receipt,
+    advance: Progress | None,
+    bulk: bool,
+) -> None:
+    receipt.outcomes += await _write(engine, batch, vocabulary, bulk)
+    if advance:
+        advance(len(batch))
+
+
+async def _stored_hashes(engine: AsyncEngine) -> dict[bytes, tuple[int, str]]:
+    """The content hash (sha256 digest) of every stored post, with its id and source id."""
+    post = table(Post)
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(post.c.content_hash, post.c.id, post.c.source_id))
+        return {bytes.fromhex(content_hash): (post_id, source_id) for content_hash, post_id, source_id in rows}
+
+
+def _start_workers(workers: int, stored: dict[bytes, tuple[int, str]]) -> ProcessPoolExecutor:
+    # spawn, not fork: the parent has threads (the database driver's, a server's), and a
+    # forked child could inherit a lock one of them held.
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=start_worker,
+        initargs=(frozenset(stored),),
+    )
+
+
+async def _prepare_all(
+    sources: Sequence[Source],
+    stored: dict[bytes, tuple[int, str]],
+    receipt: Receipt,
+    advance: Progress | None,
+    pool: ProcessPoolExecutor | None,
+) -> AsyncIterator[Incoming | Prepared]:
+    """The documents to write, in order; unchanged and rejected ones go straight to the receipt."""
+    written: set[str] = set()  # source ids handed to the writer so far
+    async for source, result in _results(sources, stored, pool):
+        if result[0] == "unchanged":
+            post_id, source_id = stored[result[2]]
+            if source_id not in written:
+                receipt.outcomes.append(Outcome(source.name, source_id, "unchanged", post_id))
+                if advance:
+                    advance(1)
+                continue
+            # Its post was written earlier in this run: compare it with what is stored now.
+            result = _prepare_here(source, frozenset())
+        if result[0] == "rejected":
+            log.info("rejected %s", result[2])
+            receipt.outcomes.append(Outcome(source.name, "", "rejected", error=result[2]))
+            if advance:
+                advance(1)
+            continue
+        rows = result[2]
+        assert isinstance(rows, PostRows)
+        item = Prepared(source.name, rows)
+        written.add(item.source_id)
+        yield item
+
+
+def _task(source: Source) -> Task:
+    return (source.name, source.path, None if source.path is not None else source.read())
+
+
+def _prepare_here(source: Source, known: frozenset[bytes]) -> Result:
     try:
-        return await _write_in_transaction(engine, batch, vocabulary)
+        task = _task(source)
+    except OSError as exc:
+        return ("rejected", source.name, f"{source.name}: cannot be read ({exc.strerror or exc.__class__.__name__})")
+    return prepare(*task, known)
+
+
+async def _results(
+    sources: Sequence[Source],
+    stored: dict[bytes, tuple[int, str]],
+    pool: ProcessPoolExecutor | None,
+) -> AsyncIterator[tuple[Source, Result]]:
+    """Each source with its result, in order: prepared by the workers with bounded read-ahead, or here.
+
+    When the workers stop (a main module that cannot be run again in them, say), the rest
+    is prepared here.
+    """
+    known = frozenset(stored)
+    pending: collections.deque[tuple[list[Source], Future[list[Result]] | None]] = collections.deque()
+    next_source = 0
+
+    def submit() -> None:
+        nonlocal next_source, pool
+        while pool is not None and next_source < len(sources) and len(pending) * TASK_SIZE < READ_AHEAD:
+            chunk = list(sources[next_source : next_source + TASK_SIZE])
+            next_source += len(chunk)
+            try:
+                pending.append((chunk, pool.submit(prepare_many, [_task(source) for source in chunk])))
+            except OSError:  # a source that cannot be read: reported below, in order
+                pending.append((chunk, None))
+            except BrokenProcessPool:
+                pool = None
+                pending.append((chunk, None))
+
+    submit()
+    while pending:
+        chunk, work = pending.popleft()
+        results = None
+        if work is not None:
+            try:
+                results = await asyncio.wrap_future(work)
+            except BrokenProcessPool:
+                if pool is not None:
+                    log.warning("the worker processes stopped: reading and parsing in this process")
+                pool = None
+        if results is None:
+            results = [_prepare_here(source, known) for source in chunk]
+        submit()
+        for source, result in zip(chunk, results, strict=True):
+            yield source, result
+    for source in sources[next_source:]:
+        yield source, _prepare_here(source, known)
+
+
+async def _write(
+    engine: AsyncEngine, batch: list[Incoming | Prepared], vocabulary: VocabularyCache, bulk: bool = False
+) -> list[Outcome]:
+    try:
+        return await _write_in_transaction(engine, batch, vocabulary, bulk)
     except DBAPIError:
         if len(batch) == 1:
             item = batch[0]
@@ -209,7 +399,7 @@ async def _write(engine: AsyncEngine, batch: list[Incoming], vocabulary: Vocabul
             return [
                 Outcome(
                     item.name,
-                    item.document.source_id,
+                    item.source_id,
                     "rejected",
                     error=f"{item.name}: could not be stored: it conflicts with a post written at the same time",
                 )
@@ -217,17 +407,19 @@ async def _write(engine: AsyncEngine, batch: list[Incoming], vocabulary: Vocabul
         log.warning("a batch of %d failed in the database; writing its documents one by one", len(batch))
         outcomes = []
         for item in batch:
-            outcomes += await _write(engine, [item], vocabulary)
+            outcomes += await _write(engine, [item], vocabulary, bulk)
         return outcomes
 
 
 async def _write_in_transaction(
-    engine: AsyncEngine, batch: list[Incoming], vocabulary: VocabularyCache
+    engine: AsyncEngine, batch: list[Incoming | Prepared], vocabulary: VocabularyCache, bulk: bool
 ) -> list[Outcome]:
     pending = vocabulary.copy()
     async with engine.connect() as conn:
         conn = await conn.execution_options(sqlite_immediate=True)
         async with conn.begin():
+            if bulk:
+                await conn.run_sync(tune_for_bulk)
             outcomes = await conn.run_sync(write_batch, batch, pending)
     vocabulary.merge(pending)
     for outcome in outcomes:

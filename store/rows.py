@@ -53,6 +53,7 @@ class PostRows:
     tools: tuple[str, ...]
     entities: tuple[tuple[str, str], ...]
     search: dict[str, str]  # the text the search index holds, by column
+    text: str  # the page text, as the revision history keeps it
 
 
 def to_rows(document: Document, text: str | None = None, now: dt.datetime | None = None) -> PostRows:
@@ -113,6 +114,7 @@ def to_rows(document: Document, text: str | None = None, now: dt.datetime | None
         tools=meta.tools,
         entities=tuple((e.name, e.type) for e in meta.entities),
         search=search_text(document),
+        text=text,
     )
 
 

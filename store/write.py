@@ -9,12 +9,16 @@ an order of magnitude slower for imports and buys nothing here.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
+from sqlalchemy import Connection, Dialect, Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.util import await_only
 
 from documents import Document
 from models import (
@@ -28,10 +32,13 @@ from models import (
     PostStack,
     PostTool,
     StackTerm,
+    StoreVersion,
     Tool,
     table,
 )
+from models.search import SEARCH_COLUMNS
 
+from . import revisions
 from .rows import PostRows, to_rows
 
 post_t = table(Post)
@@ -45,11 +52,18 @@ entity_t = table(Entity)
 post_stack_t = table(PostStack)
 post_tool_t = table(PostTool)
 post_entity_t = table(PostEntity)
+version_t = table(StoreVersion)
 
 CHILD_TABLES = (block_t, image_t, checklist_t, note_t, post_stack_t, post_tool_t, post_entity_t)
 
 # SQLite allows 32,766 bound parameters per statement; PostgreSQL 65,535.
 IN_CHUNK = 5_000
+# Documents whose new stack terms, tools and entities are numbered together (the batch size
+# imports had): vocabulary ids do not depend on the size of batches.
+VOCABULARY_SLICE = 500
+# SQLite, when writing in bulk: page cache (KiB) and WAL pages between checkpoints.
+BULK_CACHE_KIB = 131_072
+BULK_CHECKPOINT_PAGES = 50_000
 
 Status = Literal["created", "updated", "unchanged", "rejected"]
 
@@ -61,6 +75,33 @@ class Incoming:
     name: str  # where it came from: a file name, "-" or "mutation"
     text: str
     document: Document
+    author: str = "import"  # who writes it, for the revision history
+    reason: str | None = None  # why; "imported from <name>" if not given
+
+    @property
+    def source_id(self) -> str:
+        return self.document.source_id
+
+    def rows(self, now: dt.datetime) -> PostRows:
+        return to_rows(self.document, self.text, now)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A document already split into rows (by an import worker); its timestamps are set when it is written."""
+
+    name: str
+    post_rows: PostRows
+    author: str = "import"
+    reason: str | None = None
+
+    @property
+    def source_id(self) -> str:
+        return str(self.post_rows.post["source_id"])
+
+    def rows(self, now: dt.datetime) -> PostRows:
+        self.post_rows.post["created_at"] = self.post_rows.post["updated_at"] = now
+        return self.post_rows
 
 
 @dataclass(slots=True)
@@ -92,6 +133,17 @@ class VocabularyCache:
         self.entities.update(other.entities)
 
 
+def tune_for_bulk(conn: Connection) -> None:
+    """SQLite settings for a connection that writes many rows (imports, similar posts of everything).
+
+    A larger page cache (the store's indexes outgrow the default 2 MB), and the WAL
+    checkpointed every 200 MB rather than every 4 MB. Durability is unchanged.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
+        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT_PAGES}")
+
+
 def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -99,7 +151,7 @@ def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any
 
 def write_batch(
     conn: Connection,
-    batch: Sequence[Incoming],
+    batch: Sequence[Incoming | Prepared],
     vocabulary: VocabularyCache | None = None,
     now: dt.datetime | None = None,
 ) -> list[Outcome]:
@@ -110,7 +162,7 @@ def write_batch(
     """
     vocabulary = vocabulary or VocabularyCache()
     now = now or dt.datetime.now(dt.UTC)
-    source_ids = [item.document.source_id for item in batch]
+    source_ids = [item.source_id for item in batch]
     if len(set(source_ids)) != len(source_ids):
         raise ValueError("a batch holds each source id once")
 
@@ -122,10 +174,10 @@ def write_batch(
             existing[row.source_id] = (row.id, row.content_hash)
 
     outcomes: list[Outcome] = []
-    to_write: list[tuple[Incoming, PostRows, int | None]] = []
+    to_write: list[tuple[Incoming | Prepared, PostRows, int | None]] = []
     for item in batch:
-        source_id = item.document.source_id
-        rows = to_rows(item.document, item.text, now)
+        source_id = item.source_id
+        rows = item.rows(now)
         known = existing.get(source_id)
         if known and known[1] == rows.post["content_hash"]:
             outcomes.append(Outcome(item.name, source_id, "unchanged", known[0]))
@@ -139,7 +191,10 @@ def write_batch(
     created = [(item, rows) for item, rows, post_id in to_write if post_id is None]
     updated = [(item, rows, post_id) for item, rows, post_id in to_write if post_id is not None]
     ids: dict[str, int] = {}
-    if created:
+    if created and conn.dialect.name == "sqlite":
+        ids.update(_insert_numbered(conn, [rows for _, rows in created]))
+        outcomes += [Outcome(item.name, item.source_id, "created", ids[item.source_id]) for item, _ in created]
+    elif created:
         values = [dict(rows.post, similar_state=2) for _, rows in created]
         result = conn.execute(
             insert(post_t).returning(post_t.c.id, post_t.c.source_id, sort_by_parameter_order=True),
@@ -147,33 +202,82 @@ def write_batch(
         )
         for row in result:
             ids[row.source_id] = row.id
-        outcomes += [
-            Outcome(item.name, item.document.source_id, "created", ids[item.document.source_id]) for item, _ in created
-        ]
+        outcomes += [Outcome(item.name, item.source_id, "created", ids[item.source_id]) for item, _ in created]
     if updated:
         values = []
         for item, rows, post_id in updated:
             changes = {k: v for k, v in rows.post.items() if k != "created_at"}
             values.append(dict(changes, similar_state=2, _id=post_id))
-            ids[item.document.source_id] = post_id
+            ids[item.source_id] = post_id
         conn.execute(update(post_t).where(post_t.c.id == bindparam("_id")), values)
         updated_ids = [post_id for _, _, post_id in updated]
         for child in CHILD_TABLES:
             for part in chunks(updated_ids):
                 conn.execute(delete(child).where(child.c.post_id.in_(part)))
-        outcomes += [Outcome(item.name, item.document.source_id, "updated", post_id) for item, _, post_id in updated]
+        outcomes += [Outcome(item.name, item.source_id, "updated", post_id) for item, _, post_id in updated]
 
-    all_rows = [(ids[item.document.source_id], rows) for item, rows, _ in to_write]
+    # New vocabulary gets its ids a slice of the batch at a time, as it did when batches were that
+    # size: the ids order equally rare terms in similar posts, so a larger batch changes nothing there.
+    position = {id(item): n for n, item in enumerate(batch)}
+    for start in range(0, len(batch), VOCABULARY_SLICE):
+        _ensure_vocabulary(
+            conn,
+            [rows for item, rows, _ in to_write if start <= position[id(item)] < start + VOCABULARY_SLICE],
+            vocabulary,
+        )
+    all_rows = [(ids[item.source_id], rows) for item, rows, _ in to_write]
     _write_children(conn, all_rows, vocabulary)
     write_search(conn, [(post_id, rows.search) for post_id, rows in all_rows])
+    revisions.record(
+        conn,
+        [
+            revisions.NewRevision(
+                ids[item.source_id],
+                rows.text,
+                rows.post["content_hash"],
+                item.author,
+                item.reason or f"imported from {item.name}",
+            )
+            for item, rows, _ in to_write
+        ],
+        now,
+    )
+    bump_store_version(conn)
     return outcomes
+
+
+def bump_store_version(conn: Connection) -> None:
+    """Tell readers that aggregates (facets, counts, the vocabulary) computed before are stale."""
+    stmt = (sqlite.insert(version_t) if conn.dialect.name == "sqlite" else postgresql.insert(version_t)).values(
+        id=1, version=1
+    )
+    conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"version": version_t.c.version + 1}))
+
+
+def _insert_numbered(conn: Connection, posts: list[PostRows]) -> dict[str, int]:
+    """Insert new posts on SQLite with the ids SQLite would give them (one more than the largest).
+
+    Given ids let the rows go in one ``executemany``: to return generated ids in order,
+    SQLAlchemy inserts the rows one statement each. The caller holds the write lock.
+    """
+    first = (conn.execute(select(func.max(post_t.c.id))).scalar() or 0) + 1
+    given = {**posts[0].post, "similar_state": 2}
+    columns = tuple(c.name for c in post_t.columns if c.name == "id" or c.name in given)
+    values = operator.itemgetter(*columns)
+    insert_many(
+        conn,
+        post_t,
+        columns,
+        [values({**rows.post, "id": first + n, "similar_state": 2}) for n, rows in enumerate(posts)],
+    )
+    return {rows.post["source_id"]: first + n for n, rows in enumerate(posts)}
 
 
 def _reject_taken_keys(
     conn: Connection,
-    to_write: list[tuple[Incoming, PostRows, int | None]],
+    to_write: list[tuple[Incoming | Prepared, PostRows, int | None]],
     outcomes: list[Outcome],
-) -> list[tuple[Incoming, PostRows, int | None]]:
+) -> list[tuple[Incoming | Prepared, PostRows, int | None]]:
     """Reject documents whose reference or slug another post (stored, or earlier in the batch) has."""
     references = [rows.post["reference"] for _, rows, _ in to_write]
     slugs = [rows.post["slug"] for _, rows, _ in to_write]
@@ -185,7 +289,7 @@ def _reject_taken_keys(
                 owner[(column, row[0])] = row.source_id
     kept = []
     for item, rows, post_id in to_write:
-        source_id = item.document.source_id
+        source_id = item.source_id
         clash = None
         for column in ("reference", "slug"):
             holder = owner.setdefault((column, rows.post[column]), source_id)
@@ -199,38 +303,113 @@ def _reject_taken_keys(
     return kept
 
 
+def _ensure_vocabulary(conn: Connection, posts: list[PostRows], vocabulary: VocabularyCache) -> None:
+    _ensure_names(conn, stack_t, {n for r in posts for n in r.stack}, vocabulary.stack)
+    _ensure_names(conn, tool_t, {n for r in posts for n in r.tools}, vocabulary.tools)
+    _ensure_entities(conn, {e for r in posts for e in r.entities}, vocabulary.entities)
+
+
 def _write_children(conn: Connection, posts: list[tuple[int, PostRows]], vocabulary: VocabularyCache) -> None:
     stack_ids = _ensure_names(conn, stack_t, {n for _, r in posts for n in r.stack}, vocabulary.stack)
     tool_ids = _ensure_names(conn, tool_t, {n for _, r in posts for n in r.tools}, vocabulary.tools)
     entity_ids = _ensure_entities(conn, {e for _, r in posts for e in r.entities}, vocabulary.entities)
-    blocks, images, checklist, notes, stack, tools, entities = [], [], [], [], [], [], []
+    blocks: list[tuple[Any, ...]] = []
+    images: list[tuple[Any, ...]] = []
+    checklist: list[tuple[Any, ...]] = []
+    notes: list[tuple[Any, ...]] = []
+    stack: list[tuple[Any, ...]] = []
+    tools: list[tuple[Any, ...]] = []
+    entities: list[tuple[Any, ...]] = []
     for post_id, rows in posts:
-        blocks += [dict(r, post_id=post_id) for r in rows.blocks]
-        images += [dict(r, post_id=post_id) for r in rows.images]
-        checklist += [dict(r, post_id=post_id) for r in rows.checklist]
-        notes += [dict(r, post_id=post_id) for r in rows.notes]
-        stack += [{"post_id": post_id, "term_id": stack_ids[n], "position": i} for i, n in enumerate(rows.stack, 1)]
-        tools += [{"post_id": post_id, "tool_id": tool_ids[n], "position": i} for i, n in enumerate(rows.tools, 1)]
-        entities += [
-            {"post_id": post_id, "entity_id": entity_ids[e], "position": i} for i, e in enumerate(rows.entities, 1)
-        ]
-    for child, values in (
-        (block_t, blocks),
-        (image_t, images),
-        (checklist_t, checklist),
-        (note_t, notes),
-        (post_stack_t, stack),
-        (post_tool_t, tools),
-        (post_entity_t, entities),
-    ):
-        if values:
-            conn.execute(insert(child), values)
+        blocks += [(post_id, r["position"], r["kind"], r["text"], r["image"], r["gap"]) for r in rows.blocks]
+        images += [(post_id, r["position"], r["caption"], r["source"], r["url"]) for r in rows.images]
+        checklist += [(post_id, r["position"], r["text"]) for r in rows.checklist]
+        notes += [(post_id, r["position"], r["text"]) for r in rows.notes]
+        stack += [(post_id, stack_ids[n], i) for i, n in enumerate(rows.stack, 1)]
+        tools += [(post_id, tool_ids[n], i) for i, n in enumerate(rows.tools, 1)]
+        entities += [(post_id, entity_ids[e], i) for i, e in enumerate(rows.entities, 1)]
+    insert_many(conn, block_t, ("post_id", "position", "kind", "text", "image", "gap"), blocks)
+    insert_many(conn, image_t, ("post_id", "position", "caption", "source", "url"), images)
+    insert_many(conn, checklist_t, ("post_id", "position", "text"), checklist)
+    insert_many(conn, note_t, ("post_id", "position", "text"), notes)
+    insert_many(conn, post_stack_t, ("post_id", "term_id", "position"), stack)
+    insert_many(conn, post_tool_t, ("post_id", "tool_id", "position"), tools)
+    insert_many(conn, post_entity_t, ("post_id", "entity_id", "position"), entities)
+
+
+def insert_many(conn: Connection, target: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Insert rows given as tuples of values in the order of ``columns``.
+
+    On SQLite, with ``columns`` in table order, they go straight to the driver's
+    ``executemany`` (through the columns' type conversions, if any): SQLAlchemy's
+    handling of each row's parameters costs more than SQLite's own work.
+    """
+    if not rows:
+        return
+    if conn.dialect.driver == "asyncpg":
+        copy_rows(conn, target.name, columns, rows)
+        return
+    fast = _driver_insert(conn.dialect, target, columns) if conn.dialect.name == "sqlite" else None
+    if fast is None:
+        conn.execute(insert(target), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    statement, conversions = fast
+    parameters: list[Any] = rows
+    if conversions:
+        parameters = []
+        # Rows of a batch often share a value (its timestamp): converted once.
+        last: list[tuple[Any, Any]] = [(None, None)] * len(conversions)
+        for row in rows:
+            values = list(row)
+            for n, (i, convert) in enumerate(conversions):
+                value = values[i]
+                if value is None:
+                    continue
+                if value is not last[n][0]:
+                    last[n] = (value, convert(value))
+                values[i] = last[n][1]
+            parameters.append(tuple(values))
+    conn.exec_driver_sql(statement, parameters)
+
+
+def copy_rows(conn: Connection, table_name: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL through asyncpg: COPY rows in, in the connection's transaction (much faster than INSERTs).
+
+    Values must be of the columns' Python types (int, float, str, bool, None...): no conversion here.
+    """
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    try:
+        await_only(driver.copy_records_to_table(table_name, records=rows, columns=list(columns)))
+    except Exception as exc:  # the driver's own errors, as SQLAlchemy's (callers handle those)
+        raise DBAPIError.instance(f"COPY {table_name}", None, exc, Exception) from exc
+
+
+@functools.cache
+def _driver_insert(
+    dialect: Dialect, target: Table, columns: tuple[str, ...]
+) -> tuple[str, list[tuple[int, Any]]] | None:
+    """The INSERT statement for the driver and the type conversions of its columns, when it takes
+    exactly these columns in this order (else None: SQLAlchemy adds defaults or orders otherwise)."""
+    compiled = insert(target).compile(dialect=dialect, column_keys=list(columns))
+    if list(compiled.positiontup or ()) != list(columns):
+        return None
+    conversions = [
+        (i, convert)
+        for i, c in enumerate(columns)
+        if (convert := target.c[c].type.dialect_impl(dialect).bind_processor(dialect))
+    ]
+    return str(compiled), conversions
 
 
 _SEARCH_DELETE = {
     "sqlite": text("DELETE FROM post_fts WHERE rowid IN :ids").bindparams(bindparam("ids", expanding=True)),
     "postgresql": text("DELETE FROM post_search WHERE post_id IN :ids").bindparams(bindparam("ids", expanding=True)),
 }
+# The same statement for the driver: parameters in the order of SEARCH_COLUMNS.
+_SQLITE_SEARCH_INSERT = (
+    "INSERT INTO post_fts (rowid, title, intro, body, checklist, summary, topic) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 _SEARCH_INSERT = {
     "sqlite": text(
         "INSERT INTO post_fts (rowid, title, intro, body, checklist, summary, topic) "
@@ -249,7 +428,14 @@ def write_search(conn: Connection, posts: list[tuple[int, dict[str, str]]]) -> N
         return
     dialect = conn.dialect.name
     delete_posts_from_search(conn, [post_id for post_id, _ in posts])
-    conn.execute(_SEARCH_INSERT[dialect], [dict(fields, post_id=post_id) for post_id, fields in posts])
+    if dialect == "sqlite" or conn.dialect.driver == "asyncpg":
+        rows = [(post_id, *(fields[column] for column in SEARCH_COLUMNS)) for post_id, fields in posts]
+        if dialect == "sqlite":
+            conn.exec_driver_sql(_SQLITE_SEARCH_INSERT, rows)
+        else:
+            copy_rows(conn, "post_search", ("post_id", *SEARCH_COLUMNS), rows)
+    else:
+        conn.execute(_SEARCH_INSERT[dialect], [dict(fields, post_id=post_id) for post_id, fields in posts])
 
 
 def delete_posts_from_search(conn: Connection, post_ids: list[int]) -> None:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import models
 from documents import parse, render
 from models import Post, PostBlock, PostStack, SimilarPost, table
+from store import importer
 from store.export import find_post_id, load_document
 from store.importer import collect_sources, file_source, import_sources, text_source
 from tests.conftest import SEED_DOCUMENT
+from tests.store.dump import _dump as logical_dump_of
 
 pytestmark = pytest.mark.anyio
 
@@ -153,3 +158,48 @@ async def test_similar_posts_are_stored_for_every_post(engine: AsyncEngine, corp
         pending = (await conn.execute(select(func.count()).where(table(Post).c.similar_state != 0))).scalar_one()
     assert with_similar == 81
     assert pending == 0
+
+
+def test_an_import_in_worker_processes_stores_what_one_in_this_process_does(
+    database_url: str, corpus: Path, new_store_url: Callable[[str], str]
+) -> None:
+    sources = collect_sources([str(corpus)])[0]
+
+    async def run(url: str, workers: int) -> dict[str, list[tuple[object, ...]]]:
+        engine = models.create_engine(url)
+        try:
+            await models.create_all(engine)
+            # (Batches of 20 in both: vocabulary ids follow the batches, and reasons name
+            # equally rare terms in the order of their ids.)
+            receipt = await import_sources(engine, sources, workers=workers, batch_size=20)
+            assert (receipt.created, receipt.rejected) == (81, [])
+            # Run again, the same files are found unchanged by their hash, without being parsed
+            again = await import_sources(engine, sources, workers=workers)
+            assert again.unchanged == 81
+            async with engine.connect() as conn:
+                return await conn.run_sync(logical_dump_of)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(run(database_url, 2)) == asyncio.run(run(new_store_url("in-process"), 0))
+
+
+async def test_a_stored_text_after_a_newer_one_in_the_same_run_is_written_again(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Unchanged documents are found by hash before they are parsed, also in small imports here
+    monkeypatch.setattr(importer, "PARALLEL_FROM", 1)
+    original = SEED_DOCUMENT.read_text(encoding="utf-8")
+    later = original.replace("view count223096", "view count223097")
+    await import_sources(engine, [text_source("v1.txt", original)])
+    receipt = await import_sources(
+        engine, [text_source("v1.txt", original), text_source("v2.txt", later), text_source("v1-again.txt", original)]
+    )
+    assert [(o.name, o.status) for o in receipt.outcomes] == [
+        ("v1.txt", "unchanged"),
+        ("v2.txt", "updated"),
+        ("v1-again.txt", "updated"),
+    ]
+    async with engine.connect() as conn:
+        views = (await conn.execute(select(table(Post).c.view_count))).scalar_one()
+    assert views == 223096
