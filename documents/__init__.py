@@ -22,6 +22,7 @@ from ._model import (
 from ._parse import decode, parse
 from ._render import render
 from ._slug import slug_for, slugify
+from ._validate import Problem, validate
 
 __all__ = [
     "Block",
@@ -40,6 +41,7 @@ __all__ = [
     "Outline",
     "Paragraph",
     "Payload",
+    "Problem",
     "Revision",
     "Scores",
     "decode",
@@ -48,4 +50,5 @@ __all__ = [
     "slug_for",
     "slugify",
     "to_dict",
+    "validate",
 ]

@@ -2,31 +2,84 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from loaders import Loaders, RequestDb
+import strawberry
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-if TYPE_CHECKING:
-    import strawberry
+from loaders import Loaders, ReadPool, RequestDb, Row
+from loaders.batch import posts_by_id
+
+from .auth import Viewer
+
+# Called with what a write touched, once it is committed (cache purges, later).
+WriteListener = Callable[["WriteReport"], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteReport:
+    """What a committed write touched."""
+
+    post_ids: tuple[int, ...]
+    lists: bool = True  # lists, search and facets may have changed
+
+
+class Writer:
+    """The write side, for mutations: the store's engine, and reads that see what was just committed."""
+
+    def __init__(self, engine: AsyncEngine, pool: ReadPool, listeners: list[WriteListener] | None = None) -> None:
+        self.engine = engine
+        self.pool = pool
+        self.listeners = listeners or []
+
+    async def run(self, edit_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from store.edit import run_edit
+
+        result = await run_edit(self.engine, edit_fn, *args, **kwargs)
+        await self.notify(WriteReport((result.post_id,)))
+        return result
+
+    async def notify(self, report: WriteReport) -> None:
+        for listener in self.listeners:
+            await listener(report)
+
+    async def post_id(self, source_id: str) -> int | None:
+        from models import Post, table
+
+        post = table(Post)
+        async with self.engine.connect() as conn:
+            return await conn.scalar(select(post.c.id).where(post.c.source_id == source_id))
+
+    async def post_row(self, post_id: int) -> Row:
+        """The post's row as committed, archived or not."""
+        db = RequestDb(self.pool, include_archived=True)
+        try:
+            (row,) = await posts_by_id(db, [post_id])
+        finally:
+            await db.close()
+        assert row is not None
+        return row
 
 
 @dataclass(slots=True)
 class Context:
-    """What every resolver may use: the request's database handle and loaders."""
+    """What every resolver may use: who is asking, the request's database handle and loaders, the writer."""
 
     db: RequestDb
     loaders: Loaders
+    viewer: Viewer | None = None
+    writer: Writer | None = None
     request: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, db: RequestDb, request: Any = None) -> Context:
-        return cls(db=db, loaders=Loaders.create(db), request=request)
+    def create(
+        cls, db: RequestDb, request: Any = None, viewer: Viewer | None = None, writer: Writer | None = None
+    ) -> Context:
+        return cls(db=db, loaders=Loaders.create(db), viewer=viewer, writer=writer, request=request)
 
 
-if TYPE_CHECKING:
-    Info = strawberry.Info[Context, None]
-else:
-    import strawberry
-
-    Info = strawberry.Info[Context, None]
+Info = strawberry.Info[Context, None]

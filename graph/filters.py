@@ -10,6 +10,7 @@ import strawberry
 
 from loaders.posts import Ordering, SearchTerms, Selection
 
+from .auth import Viewer, require_editor
 from .errors import BadUserInput
 
 SCORE_MAX = 100
@@ -56,6 +57,11 @@ class PostFilter:
     )
     reviewed_before: dt.date | None = strawberry.field(
         default=None, description="Last reviewed on or before this date; never-reviewed posts are left out."
+    )
+    archived: bool | None = strawberry.field(
+        default=None,
+        description="Editors only: true lists archived posts instead of the posts readers see. Readers never see "
+        "archived posts.",
     )
 
 
@@ -104,11 +110,13 @@ SearchArg = Annotated[
 ]
 
 
-def to_selection(where: PostFilter | None, search: str | None) -> Selection:
+def to_selection(where: PostFilter | None, search: str | None, viewer: Viewer | None = None) -> Selection:
     """The read path's selection for a filter and a search text; a clear error for values out of range."""
     terms = SearchTerms.parse(search) if search is not None and search.strip() else None
     if where is None:
         return Selection(search=terms)
+    if where.archived:
+        require_editor(viewer, "where.archived")
     for name in ("min_quality", "min_freshness", "min_depth", "min_clarity"):
         value = getattr(where, name)
         if value is not None and not 0 <= value <= SCORE_MAX:
@@ -139,6 +147,7 @@ def to_selection(where: PostFilter | None, search: str | None) -> Selection:
         reviewed_after=where.reviewed_after,
         reviewed_before=where.reviewed_before,
         search=terms,
+        archived=bool(where.archived),
     )
 
 

@@ -16,6 +16,7 @@ import strawberry
 
 from store.similar import MAX_SIMILAR
 
+from .auth import require_editor
 from .context import Info
 from .errors import BadUserInput
 from .executor import batch_resolver
@@ -25,6 +26,35 @@ from .node import Node, encode_id
 def _date(value: Any) -> dt.date | None:
     """A date column: SQLite hands back the ISO text it stores."""
     return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _datetime(value: Any) -> dt.datetime | None:
+    """A timestamp column: SQLite hands back the text it stores; timestamps are UTC."""
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+@strawberry.type(description="One version of a post: who wrote it, when and why.")
+class PostRevision:
+    number: int = strawberry.field(description="The version's number, from 1 for the first.")
+    author: str = strawberry.field(description="Who wrote it: the token's name, or `import` for the command line.")
+    created_at: dt.datetime = strawberry.field(description="When it was written (UTC).")
+    reason: str = strawberry.field(description="Why: created, imported, updated, archived, rolled back to 3, ...")
+    content_hash: str = strawberry.field(description="sha256 of this version's page text.")
+
+    @classmethod
+    def from_row(cls, row: Any) -> PostRevision:
+        created = _datetime(row["created_at"])
+        assert created is not None
+        return cls(
+            number=row["number"],
+            author=row["author"],
+            created_at=created,
+            reason=row["reason"],
+            content_hash=row["content_hash"],
+        )
 
 
 @strawberry.type(description="Editorial scores of a post, each from 0 to 100.")
@@ -204,6 +234,22 @@ class Post(Node):
     intro: str = strawberry.field(description="The introductory paragraph under the title.")
     meta: PostMeta = strawberry.field(description="The post's meta block.")
     scores: Scores = strawberry.field(description="Editorial scores.")
+    content_hash: str = strawberry.field(
+        description="sha256 of the post's page text; changes with every edit. Pass it to updatePost as "
+        "`expectedHash` so that an edit never overwrites one made meanwhile."
+    )
+    archived_at: dt.datetime | None = strawberry.field(
+        description="When an editor archived the post; null for every post readers can see."
+    )
+
+    @strawberry.field(
+        description="Every version of the post, newest first. Editors only: null, with an UNAUTHENTICATED or "
+        "FORBIDDEN error, for anyone else."
+    )
+    async def revisions(self, info: Info) -> list[PostRevision] | None:
+        require_editor(info.context.viewer, "Post.revisions")
+        rows = await info.context.loaders.revisions.load(self.pk)
+        return [PostRevision.from_row(row) for row in rows]
 
     @strawberry.field(description="The post's body after the intro, block by block in page order.")
     async def body(self, info: Info) -> list[Block]:
@@ -242,6 +288,8 @@ class Post(Node):
             scores=Scores(
                 quality=row["quality"], freshness=row["freshness"], depth=row["depth"], clarity=row["clarity"]
             ),
+            content_hash=row["content_hash"],
+            archived_at=_datetime(row["archived_at"]),
         )
 
 

@@ -70,7 +70,7 @@ class Query:
         order_by: OrderArg = None,
         search: SearchArg = None,
     ) -> PostConnection:
-        selection = to_selection(where, search)
+        selection = to_selection(where, search, info.context.viewer)
         ordering = to_ordering(order_by, selection)
         return await post_connection(info.context.db, selection, ordering, first, after, last, before)
 
@@ -78,7 +78,7 @@ class Query:
     async def facets(
         self, info: Info, where: WhereArg = None, search: SearchArg = None, first: FacetFirstArg = 20
     ) -> PostFacets:
-        return PostFacets(selection=to_selection(where, search), first=facet_size(first))
+        return PostFacets(selection=to_selection(where, search, info.context.viewer), first=facet_size(first))
 
     @strawberry.field(description="Stack terms used by at least one post, alphabetically, with their post counts.")
     async def stacks(self, info: Info, first: VocabularyFirst = 20, after: VocabularyAfter = None) -> TermConnection:

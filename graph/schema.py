@@ -13,6 +13,7 @@ from strawberry.types import ExecutionContext
 
 from .errors import ApiError
 from .executor import Executor
+from .mutations.posts import Mutation
 from .query import Query
 from .scalars import SCALAR_MAP
 
@@ -58,6 +59,7 @@ class Schema(strawberry.Schema):
 def build_schema(**kwargs: Any) -> Schema:
     return Schema(
         query=Query,
+        mutation=Mutation,
         extensions=[
             # Factories: a fresh extension per request; the caches themselves are shared.
             lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),

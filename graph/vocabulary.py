@@ -92,7 +92,7 @@ class EntityDetail:
         where: WhereArg = None,
         order_by: OrderArg = None,
     ) -> PostConnection:
-        selection = dataclasses.replace(to_selection(where, None), entity=(self.name, self.type))
+        selection = dataclasses.replace(to_selection(where, None, info.context.viewer), entity=(self.name, self.type))
         return await post_connection(
             info.context.db, selection, to_ordering(order_by, selection), first, after, last, before
         )

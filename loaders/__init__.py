@@ -41,14 +41,14 @@ class Loader(DataLoader[K, V]):
                 cache.set(key, future)
         results = []
         for key in keys:
-            future = cache.get(key)
-            assert future is not None
-            results.append(future.result() if future.done() else await future)
+            found = cache.get(key)
+            assert found is not None
+            results.append(found.result() if found.done() else await found)
         return results
 
 
 def _loader(db: RequestDb, fn: Callable[[RequestDb, Sequence[K]], Awaitable[list[V]]]) -> Loader[K, V]:
-    return Loader(load_fn=partial(fn, db))  # type: ignore[arg-type]
+    return Loader(load_fn=partial(fn, db))
 
 
 @dataclass(slots=True, frozen=True)
@@ -67,6 +67,7 @@ class Loaders:
     checklist: Loader[int, list[str]]
     notes: Loader[int, list[str]]
     similar: Loader[int, list[Row]]
+    revisions: Loader[int, list[Row]]
 
     @classmethod
     def create(cls, db: RequestDb) -> Loaders:
@@ -83,6 +84,7 @@ class Loaders:
             checklist=_loader(db, batch.checklist_by_post_id),
             notes=_loader(db, batch.notes_by_post_id),
             similar=_loader(db, batch.similar_by_post_id),
+            revisions=_loader(db, batch.revisions_by_post_id),
         )
 
 

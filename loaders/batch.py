@@ -49,6 +49,8 @@ POST_COLUMN_NAMES = (
     "paragraphs",
     "scenario",
     "seed",
+    "content_hash",
+    "archived_at",
 )
 
 
@@ -59,14 +61,19 @@ def post_columns(alias: str = "post") -> str:
 
 POST_COLUMNS = post_columns()
 
+# (column, include archived posts) -> statement; readers never see archived posts.
 _POSTS_BY = {
-    column: sql(f"SELECT {POST_COLUMNS} FROM post WHERE post.{column} IN :keys")
+    (column, archived): sql(
+        f"SELECT {POST_COLUMNS} FROM post WHERE post.{column} IN :keys"
+        + ("" if archived else " AND post.archived_at IS NULL")
+    )
     for column in ("id", "slug", "reference", "source_id")
+    for archived in (False, True)
 }
 
 
 async def _posts_by(db: RequestDb, column: str, keys: Sequence[Any]) -> list[Row | None]:
-    rows = await db.fetch(_POSTS_BY[column], (keys_param(db.dialect, keys),))
+    rows = await db.fetch(_POSTS_BY[(column, db.include_archived)], (keys_param(db.dialect, keys),))
     found = {row[column]: row for row in rows}
     return [found.get(key) for key in keys]
 
@@ -116,9 +123,20 @@ _ENTITIES = _named("post_entity", "entity_id", "entity", "v.name, v.type")
 # The similar post's own row comes in the same statement.
 _SIMILAR = sql(
     f"SELECT s.post_id AS for_post_id, s.score AS similar_score, s.reasons AS similar_reasons, "
-    f"{post_columns('p')} FROM similar_post s JOIN post p ON p.id = s.similar_id "
+    f"{post_columns('p')} FROM similar_post s JOIN post p ON p.id = s.similar_id AND p.archived_at IS NULL "
     "WHERE s.post_id IN :keys ORDER BY s.post_id, s.rank"
 )
+
+
+_REVISIONS = sql(
+    "SELECT post_id, number, author, reason, created_at, content_hash FROM post_revision "
+    "WHERE post_id IN :keys ORDER BY post_id, number DESC"
+)
+
+
+async def revisions_by_post_id(db: RequestDb, keys: Sequence[int]) -> list[list[Row]]:
+    """Each post's revisions, newest first."""
+    return await _grouped(db, _REVISIONS, keys)
 
 
 async def blocks_by_post_id(db: RequestDb, keys: Sequence[int]) -> list[list[Row]]:

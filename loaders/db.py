@@ -40,7 +40,10 @@ class ReadPool:
     dialect: Dialect
 
     def __init__(self) -> None:
+        from .aggregates import AggregateCache
+
         self.hooks: list[StatementHook] = []  # called with each statement's text (tests, metrics)
+        self.aggregates = AggregateCache()  # aggregates of this pool's store, by store version
 
     @staticmethod
     async def open(url: str | URL, size: int = 8) -> ReadPool:
@@ -246,11 +249,14 @@ class PostgresReadPool(ReadPool):
 class RequestDb:
     """The request's database handle: lazily opened, serialized, one snapshot."""
 
-    __slots__ = ("_conn", "_lock", "dialect", "pool", "statements")
+    __slots__ = ("_conn", "_lock", "dialect", "include_archived", "pool", "statements", "version")
 
-    def __init__(self, pool: ReadPool) -> None:
+    def __init__(self, pool: ReadPool, *, include_archived: bool = False) -> None:
         self.pool = pool
         self.dialect: Dialect = pool.dialect
+        # Archived posts are for editors: readers never see them, anywhere.
+        self.include_archived = include_archived
+        self.version: int | None = None  # the store's version, once read (see aggregates.py)
         self._conn: ReadConnection | None = None
         self._lock = asyncio.Lock()
         self.statements = 0

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from .aggregates import cached
 from .batch import POST_COLUMNS, post_columns
 from .db import RequestDb, Row
 from .sql import Dialect, keys_param, placeholders
@@ -112,11 +113,13 @@ class Selection:
     reviewed_after: dt.date | None = None
     reviewed_before: dt.date | None = None
     search: SearchTerms | None = None
+    archived: bool = False  # True: archived posts only (editors); readers always get False
 
     def without(self, facet: str) -> Selection:
         """The same selection without the facet's own filter (facets count as if it were not chosen)."""
         field = _FACET_FILTER[facet]
-        return self if field is None else replace(self, **{field: None})
+        cleared: dict[str, Any] = {field: None}
+        return replace(self, **cleared)
 
     def fingerprint(self) -> str:
         data = asdict(self)
@@ -187,7 +190,7 @@ class _Query:
 
 
 def _conditions(q: _Query, s: Selection) -> list[str]:
-    where: list[str] = []
+    where: list[str] = ["post.archived_at IS NOT NULL" if s.archived else "post.archived_at IS NULL"]
     for column in ("topic", "code_language", "difficulty", "status"):
         value = getattr(s, column)
         if value is not None:
@@ -370,10 +373,14 @@ def _highlight(snippet: str | None, dialect: Dialect) -> str | None:
 
 
 async def count(db: RequestDb, selection: Selection) -> int:
-    """How many posts the selection holds."""
-    q = _Query(db.dialect)
-    text = f"SELECT count(*) FROM post{_where(_conditions(q, selection))}"
-    return int(await db.scalar(q.text(text), q.params))
+    """How many posts the selection holds (an aggregate: cached until the store changes)."""
+
+    async def compute() -> int:
+        q = _Query(db.dialect)
+        text = f"SELECT count(*) FROM post{_where(_conditions(q, selection))}"
+        return int(await db.scalar(q.text(text), q.params))
+
+    return await cached(db, ("count", selection), compute)
 
 
 FACET_LIMIT = 100
@@ -390,7 +397,14 @@ _FACET_SOURCES = {
 
 
 async def facet(db: RequestDb, selection: Selection, name: str, limit: int) -> list[tuple[str, str | None, int]]:
-    """(value, type, count) of one facet, most posts first, counting as if its own filter were not set."""
+    """(value, type, count) of one facet, most posts first, counting as if its own filter were not set.
+
+    An aggregate: cached until the store changes.
+    """
+    return await cached(db, ("facet", name, selection, limit), lambda: _facet(db, selection, name, limit))
+
+
+async def _facet(db: RequestDb, selection: Selection, name: str, limit: int) -> list[tuple[str, str | None, int]]:
     value, join, type_column = _FACET_SOURCES[name]
     q = _Query(db.dialect)
     conditions = _conditions(q, selection.without(name))

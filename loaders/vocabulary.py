@@ -1,58 +1,81 @@
-"""Stack terms, tools and entities with the number of posts that use each, a page at a time."""
+"""Stack terms, tools and entities with the number of readable posts that use each, a page at a time.
+
+Counts are aggregates over the whole store: each kind's full list is computed
+once per store version (see ``aggregates.py``) and pages are cut from it.
+"""
 
 from __future__ import annotations
 
-from .db import RequestDb, Row
+import bisect
+
+from .aggregates import cached
+from .db import RequestDb
 from .sql import sql
 
 _TERMS = {
-    kind: (
-        sql(
-            f"SELECT v.name, count(*) AS posts FROM {vocabulary} v JOIN {link} l ON l.{key} = v.id "
-            'WHERE v.name COLLATE "C" > ? GROUP BY v.id, v.name ORDER BY v.name COLLATE "C" LIMIT ?'
-        ),
-        sql(f"SELECT count(DISTINCT l.{key}) FROM {link} l"),
+    kind: sql(
+        f"SELECT v.name, count(*) AS posts FROM {vocabulary} v JOIN {link} l ON l.{key} = v.id "
+        "JOIN post p ON p.id = l.post_id AND p.archived_at IS NULL "
+        'GROUP BY v.id, v.name ORDER BY v.name COLLATE "C"'
     )
     for kind, vocabulary, link, key in (
         ("stack", "stack_term", "post_stack", "term_id"),
         ("tools", "tool", "post_tool", "tool_id"),
     )
 }
-
 _ENTITIES = sql(
     "SELECT e.name, e.type, count(*) AS posts FROM entity e JOIN post_entity l ON l.entity_id = e.id "
-    'WHERE (CAST(? AS TEXT) IS NULL OR e.type = ?) AND (e.name COLLATE "C", e.type COLLATE "C") > (?, ?) '
-    'GROUP BY e.id, e.name, e.type ORDER BY e.name COLLATE "C", e.type COLLATE "C" LIMIT ?'
-)
-_ENTITY_COUNT = sql(
-    "SELECT count(DISTINCT l.entity_id) FROM post_entity l JOIN entity e ON e.id = l.entity_id "
-    "WHERE (CAST(? AS TEXT) IS NULL OR e.type = ?)"
-)
-_ENTITY = sql(
-    "SELECT e.name, e.type, count(*) AS posts FROM entity e JOIN post_entity l ON l.entity_id = e.id "
-    "WHERE e.name = ? AND e.type = ? GROUP BY e.id, e.name, e.type"
+    "JOIN post p ON p.id = l.post_id AND p.archived_at IS NULL "
+    'GROUP BY e.id, e.name, e.type ORDER BY e.name COLLATE "C", e.type COLLATE "C"'
 )
 
+Term = tuple[str, int]
+EntityCount = tuple[str, str, int]
 
-async def terms(db: RequestDb, kind: str, after: str, limit: int) -> list[Row]:
-    """(name, posts) of stack terms or tools used by at least one post, by name, after ``after``."""
-    statement, _ = _TERMS[kind]
-    return await db.fetch(statement, (after, limit))
+
+async def all_terms(db: RequestDb, kind: str) -> list[Term]:
+    """Every stack term (``kind`` "stack") or tool ("tools") used by a readable post, with its count, by name."""
+
+    async def compute() -> list[Term]:
+        return [(row[0], int(row[1])) for row in await db.fetch(_TERMS[kind])]
+
+    return await cached(db, ("terms", kind), compute)
+
+
+async def all_entities(db: RequestDb) -> list[EntityCount]:
+    """Every entity mentioned by a readable post, with its count, by name then type."""
+
+    async def compute() -> list[EntityCount]:
+        return [(row[0], row[1], int(row[2])) for row in await db.fetch(_ENTITIES)]
+
+    return await cached(db, ("entities",), compute)
+
+
+async def terms(db: RequestDb, kind: str, after: str, limit: int) -> list[Term]:
+    """A page of terms after ``after`` (by code point)."""
+    every = await all_terms(db, kind)
+    start = bisect.bisect_right([name.encode() for name, _ in every], after.encode())
+    return every[start : start + limit]
 
 
 async def term_count(db: RequestDb, kind: str) -> int:
-    return int(await db.scalar(_TERMS[kind][1]))
+    return len(await all_terms(db, kind))
 
 
-async def entities(db: RequestDb, type_: str | None, after: tuple[str, str], limit: int) -> list[Row]:
-    """(name, type, posts) of entities mentioned by at least one post, by name then type."""
-    return await db.fetch(_ENTITIES, (type_, type_, after[0], after[1], limit))
+async def entities(db: RequestDb, type_: str | None, after: tuple[str, str], limit: int) -> list[EntityCount]:
+    """A page of entities (of one type, if given) after ``after`` (name, type)."""
+    every = [e for e in await all_entities(db) if type_ is None or e[1] == type_]
+    keys = [(name.encode(), kind.encode()) for name, kind, _ in every]
+    start = bisect.bisect_right(keys, (after[0].encode(), after[1].encode()))
+    return every[start : start + limit]
 
 
 async def entity_count(db: RequestDb, type_: str | None) -> int:
-    return int(await db.scalar(_ENTITY_COUNT, (type_, type_)))
+    return sum(1 for e in await all_entities(db) if type_ is None or e[1] == type_)
 
 
-async def entity(db: RequestDb, name: str, type_: str) -> Row | None:
-    rows = await db.fetch(_ENTITY, (name, type_))
-    return rows[0] if rows else None
+async def entity(db: RequestDb, name: str, type_: str) -> EntityCount | None:
+    for found in await all_entities(db):
+        if found[0] == name and found[1] == type_:
+            return found
+    return None

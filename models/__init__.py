@@ -1,6 +1,8 @@
 """SQLModel tables and engine set-up. Tables only: the write path is in ``store``."""
 
+from .accounts import ApiToken
 from .engine import create_all, create_engine, is_sqlite, normalize_url
+from .revisions import ImportReceiptRecord, PostRevision
 from .tables import (
     ChecklistItem,
     Entity,
@@ -13,22 +15,27 @@ from .tables import (
     PostTool,
     SimilarPost,
     StackTerm,
+    StoreVersion,
     Tool,
     table,
 )
 
 __all__ = [
+    "ApiToken",
     "ChecklistItem",
     "Entity",
+    "ImportReceiptRecord",
     "Post",
     "PostBlock",
     "PostEntity",
     "PostImage",
     "PostNote",
+    "PostRevision",
     "PostStack",
     "PostTool",
     "SimilarPost",
     "StackTerm",
+    "StoreVersion",
     "Tool",
     "create_all",
     "create_engine",

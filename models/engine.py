@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlmodel import SQLModel
 
 # SQLite waits this long for another writer before giving up; one writer at a
 # time is a property of SQLite, not an error to show users.
@@ -31,14 +30,14 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
-    """An async engine; SQLite runs in WAL mode with foreign keys on and a busy timeout."""
+def create_engine(url: str | URL, *, foreign_keys: bool = True, **kwargs: Any) -> AsyncEngine:
+    """An async engine; SQLite runs in WAL mode with foreign keys on (unless told) and a busy timeout."""
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise ValueError("use a SQLite file: an in-memory database is not shared between connections")
         engine = create_async_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect if foreign_keys else _sqlite_without_keys)
         # pysqlite's own transaction handling is replaced by explicit BEGIN so that
         # SAVEPOINTs and "BEGIN IMMEDIATE" behave (SQLAlchemy docs, "Serializable isolation").
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
@@ -47,14 +46,18 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(parsed, **kwargs)
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any, foreign_keys: bool = True) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_without_keys(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_on_connect(dbapi_connection, record, foreign_keys=False)
 
 
 def _sqlite_on_begin(conn: Any) -> None:
@@ -65,10 +68,7 @@ def _sqlite_on_begin(conn: Any) -> None:
 
 
 async def create_all(engine: AsyncEngine) -> None:
-    """Create every table that does not exist yet."""
-    from . import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
-    from .search import create_search_index
+    """Bring the engine's store to the newest schema with the migrations (creating it if empty)."""
+    from .migrate import upgrade
 
-    async with engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.create_all)
-        await conn.run_sync(create_search_index)
+    await upgrade(engine.url.render_as_string(hide_password=False))

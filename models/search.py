@@ -54,3 +54,7 @@ def drop_search_index(conn: Connection) -> None:
     conn.execute(
         text("DROP TABLE IF EXISTS post_fts" if conn.dialect.name == "sqlite" else "DROP TABLE IF EXISTS post_search")
     )
+
+
+# Tables the search index is made of (FTS5's own shadow tables start with post_fts_).
+SEARCH_TABLES = frozenset({"post_fts", "post_search"})

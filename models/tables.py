@@ -14,18 +14,14 @@ import datetime as dt
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-# Stable constraint names, so that migrations can refer to them on every database.
-SQLModel.metadata.naming_convention = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from . import base  # noqa: F401  (the naming convention, before any table)
 
 # Child tables are read by post id: without a rowid, SQLite stores them clustered
 # by their primary key (post_id, position), so one post's rows sit together.
 _CLUSTERED = {"sqlite_with_rowid": False}
+
+
+SORT_COLUMNS = ("view_count", "quality", "freshness", "depth", "clarity")
 
 
 def _post_fk() -> Column[int]:
@@ -36,6 +32,9 @@ class Post(SQLModel, table=True):
     """One post: title, intro and every scalar of its meta block."""
 
     __tablename__ = "post"
+    # Keyset pages walk (sort key, id); the title and last-review orders are expression
+    # indexes per dialect, made by the migrations (see migrations/versions/0001).
+    __table_args__ = tuple(Index(f"ix_post_{key}_id", key, "id") for key in SORT_COLUMNS)
 
     id: int | None = Field(default=None, primary_key=True)
     source_id: str = Field(unique=True, description="payload source id, the import key")
@@ -53,7 +52,7 @@ class Post(SQLModel, table=True):
     code_language: str = Field(index=True)
     difficulty: str = Field(index=True)
     reading_time: int
-    view_count: int = Field(sa_type=BigInteger, index=True)
+    view_count: int = Field(sa_type=BigInteger)
     quality: int
     freshness: int
     depth: int
@@ -77,6 +76,9 @@ class Post(SQLModel, table=True):
     trailer: str | None = Field(default=None, description="JSON list of lines after 'Similar Posts'")
     # Bookkeeping.
     content_hash: str = Field(description="sha256 of the imported page text")
+    archived_at: dt.datetime | None = Field(
+        default=None, index=True, description="when an editor archived the post; readers never see archived posts"
+    )
     similar_state: int = Field(
         default=0,
         index=True,
@@ -213,6 +215,15 @@ class SimilarPost(SQLModel, table=True):
     similar_id: int = Field(sa_column=Column(Integer, ForeignKey("post.id", ondelete="CASCADE"), nullable=False))
     score: float
     reasons: str = Field(description="JSON list of what the two posts share")
+
+
+class StoreVersion(SQLModel, table=True):
+    """One row: a number every write transaction increases, so readers know when aggregates went stale."""
+
+    __tablename__ = "store_version"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int = Field(default=0, sa_type=BigInteger)
 
 
 def table(model: type[SQLModel]) -> Table:

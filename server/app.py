@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import models
+from graph.context import Writer
 from graph.schema import schema
 from loaders import ReadPool
 
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         read_pool = await ReadPool.open(settings.database_url, settings.read_pool_size)
         app.state.engine = engine
         app.state.read_pool = read_pool
+        app.state.writer = Writer(engine, read_pool)
         try:
             yield
         finally:

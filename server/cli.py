@@ -223,6 +223,97 @@ def cmd_similar(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_sync(settings: Settings, fn: Callable[..., Any], *args: Any, write: bool = False) -> Any:
+    """Run ``fn(connection, *args)`` in one transaction on the store."""
+
+    async def run() -> Any:
+        engine = _engine(settings)
+        try:
+            async with engine.connect() as conn:
+                if write:
+                    conn = await conn.execution_options(sqlite_immediate=True)
+                async with conn.begin():
+                    return await conn.run_sync(fn, *args)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from store.tokens import TokenError, create_token, list_tokens, revoke_token
+
+    settings = _settings(args)
+    if _sqlite_file_missing(settings):
+        return _no_store(settings)
+    if args.action == "create":
+        try:
+            token = _run_sync(settings, create_token, args.name, args.role, write=True)
+        except TokenError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"created {args.role} token {args.name!r}; it is shown once, keep it safe:", file=sys.stderr)
+        print(token)
+        return 0
+    if args.action == "list":
+        for info in _run_sync(settings, list_tokens):
+            state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
+            print(f"{info.name}\t{info.role}\t{info.prefix}…\tcreated {info.created_at:%Y-%m-%d %H:%M}\t{state}")
+        return 0
+    if _run_sync(settings, revoke_token, args.name, write=True):
+        print(f"revoked the token {args.name!r}")
+        return 0
+    print(f"error: no active token named {args.name!r}", file=sys.stderr)
+    return 1
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from models import migrate
+
+    settings = _settings(args)
+    if args.action == "upgrade":
+        asyncio.run(migrate.upgrade(settings.database_url, args.revision or "head"))
+        print(f"store at {asyncio.run(migrate.current(settings.database_url))} (head {migrate.head()})")
+    elif args.action == "downgrade":
+        asyncio.run(migrate.downgrade(settings.database_url, args.revision))
+        print(f"store at {asyncio.run(migrate.current(settings.database_url)) or 'base'}")
+    else:
+        revision = asyncio.run(migrate.current(settings.database_url))
+        print(f"{revision or 'base (empty store)'}{' (head)' if revision == migrate.head() else ''}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from store import edit
+    from store.export import find_post_id
+
+    settings = _settings(args)
+    if _sqlite_file_missing(settings):
+        return _no_store(settings)
+
+    async def run() -> Any:
+        engine = _engine(settings)
+        try:
+            async with engine.connect() as conn:
+                post_id = await conn.run_sync(lambda c: find_post_id(c, reference=args.reference))
+            if post_id is None:
+                return None
+            return await edit.run_edit(engine, edit.rollback, post_id, args.to, author=args.author)
+        finally:
+            await engine.dispose()
+
+    try:
+        saved = asyncio.run(run())
+    except edit.EditError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    if saved is None:
+        print(f"no post with reference {args.reference!r}", file=sys.stderr)
+        return 1
+    print(f"{args.reference}: rolled back to revision {args.to}, now revision {saved.revision}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alphanode", description="alphanode content API: import, export, serve.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and decisions")
@@ -231,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(fn=fn)
-        if name not in ("generate", "export-schema"):
+        if name not in ("generate", "export-schema", "token", "db"):  # token and db: on each action
             p.add_argument("--database", help="database URL (default: $ALPHANODE_DATABASE_URL)")
         return p
 
@@ -239,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("import", cmd_import, "import page-text documents: files, folders (their *.txt) and - for stdin")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--batch-size", type=int, default=500, help="documents per transaction (default 500)")
+    p.add_argument("--batch-size", type=int, default=2000, help="documents per transaction (default 2000)")
     p.add_argument("--json", action="store_true", help="print the receipt as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -265,6 +356,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="fail if the file differs from the code's schema")
 
     command("similar", cmd_similar, "recompute every post's similar posts with the current weights")
+
+    p = command("token", cmd_token, "manage the bearer tokens of editors and admins")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="create a token and print it once")
+    create.add_argument("--name", required=True, help="who holds it")
+    create.add_argument("--role", required=True, choices=("editor", "admin"))
+    actions.add_parser("list", help="list tokens (never the tokens themselves)")
+    revoke = actions.add_parser("revoke", help="revoke a token: requests with it get 401 from now on")
+    revoke.add_argument("name", help="the token's name")
+    for sub_parser in (create, revoke, actions.choices["list"]):
+        sub_parser.add_argument("--database", help="database URL (default: $ALPHANODE_DATABASE_URL)")
+
+    p = command("db", cmd_db, "migrate the store's schema (Alembic)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = actions.add_parser("upgrade", help="upgrade to REVISION (default: the newest)")
+    up.add_argument("revision", nargs="?", default="head")
+    down = actions.add_parser("downgrade", help="downgrade to REVISION (base: an empty store)")
+    down.add_argument("revision")
+    actions.add_parser("current", help="print the store's revision")
+    for sub_parser in (up, down, actions.choices["current"]):
+        sub_parser.add_argument("--database", help="database URL (default: $ALPHANODE_DATABASE_URL)")
+
+    p = command("rollback", cmd_rollback, "make an earlier revision of a post its text again")
+    p.add_argument("--reference", required=True, help="the post's reference")
+    p.add_argument("--to", type=int, required=True, metavar="N", help="the revision number to go back to")
+    p.add_argument("--author", default="command line", help="who rolls back (kept in the revision history)")
     return parser
 
 

@@ -26,9 +26,11 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from graph import Context
+from graph.context import Writer
 from graph.schema import Schema, executor
 from loaders import ReadPool, RequestDb
 
+from .auth import AuthError, authenticate
 from .responses import JSONResponse, error_body
 
 log = logging.getLogger("alphanode.http")
@@ -161,18 +163,30 @@ def result_body(result: ExecutionResult) -> dict[str, Any]:
 
 
 async def execute(
-    schema: Schema, pool: ReadPool, params: GraphQLParams, method: str, request: Request | None = None
+    schema: Schema,
+    pool: ReadPool,
+    params: GraphQLParams,
+    method: str,
+    request: Request | None = None,
+    *,
+    authorization: str | None = None,
+    writer: Writer | None = None,
 ) -> ExecutionResult:
     """Execute one operation with a fresh database handle and loaders.
 
     Valid queries run on the batched executor; everything else, and any query it
-    hands back, on Strawberry's.
+    hands back, on Strawberry's, in a new read transaction (on PostgreSQL a
+    failed statement aborts the one it ran in).
     """
     if params.query is not None:
         _check_operations(params)
     db = RequestDb(pool)
-    context = Context.create(db, request)
     try:
+        try:
+            viewer = await authenticate(authorization, db)
+        except AuthError as exc:
+            raise RequestError(401, exc.message, "UNAUTHENTICATED", {"WWW-Authenticate": exc.header}) from None
+        context = Context.create(db, request, viewer, writer)
         if params.query is not None:
             prepared = executor.prepare(params.query, params.operation_name)
             if prepared is not None:
@@ -180,6 +194,9 @@ async def execute(
                     data = await executor.execute(prepared, params.variables, context)
                 except Exception as exc:  # the regular executor answers, with its error handling
                     log.debug("batched executor handed back %s: %r", params.operation_name, exc)
+                    await db.close()
+                    db = RequestDb(pool, include_archived=db.include_archived)
+                    context = Context.create(db, request, viewer, writer)
                 else:
                     return ExecutionResult(data=data, errors=None)
         return await schema.execute(
@@ -230,7 +247,15 @@ async def graphql_endpoint(request: Request) -> Response:
     media_type = response_media_type(request)
     try:
         params = await parse_request(request, app_state.settings.max_body_bytes)
-        result = await execute(app_state.schema, app_state.read_pool, params, request.method, request)
+        result = await execute(
+            app_state.schema,
+            app_state.read_pool,
+            params,
+            request.method,
+            request,
+            authorization=request.headers.get("authorization"),
+            writer=app_state.writer,
+        )
     except RequestError as exc:
         return JSONResponse(
             error_body(exc.message, exc.code), status_code=exc.status, headers=exc.headers, media_type=media_type

@@ -148,7 +148,10 @@ class PostgresServer:
         async def truncate() -> None:
             conn = await _connect(database)
             try:
-                rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                # The schema's revision stays: the tables are there, only their rows go.
+                rows = await conn.fetch(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                )
                 tables = [f'public."{row[0]}"' for row in rows]
                 if tables:
                     # A session a previous test left in a transaction would block TRUNCATE: fail instead.

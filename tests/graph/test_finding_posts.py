@@ -678,6 +678,8 @@ def test_search_in_another_order_keeps_its_highlights(store: Store) -> None:
 
 
 def statements(store: Store, query: str, variables: dict[str, Any], operation: str) -> tuple[dict[str, Any], list[str]]:
+    """What the request returns and the statements it ran, with no aggregate cached (a cold request)."""
+    store.client.app.state.read_pool.aggregates.clear()  # type: ignore[attr-defined]
     store.recorder.statements.clear()
     store.recorder.on = True
     try:
@@ -697,30 +699,39 @@ def labels(recorded: list[str]) -> list[str]:
     return sorted(out)
 
 
-def test_a_filtered_listing_costs_six_statements_whatever_the_page_size(store: Store) -> None:
+def test_a_filtered_listing_costs_seven_statements_whatever_the_page_size(store: Store) -> None:
     variables = {"where": {"aiGeneratedStyle": True}, "orderBy": TITLE_ASC}
     assert len(selected(store, variables["where"])) > 100
     small, one = statements(store, FILTERED_LISTING, {**variables, "first": 1}, "FilteredListing")
     large, hundred = statements(store, FILTERED_LISTING, {**variables, "first": 100}, "FilteredListing")
     assert len(small["posts"]["edges"]) == 1 and len(large["posts"]["edges"]) == 100
-    # BEGIN, the page, totalCount, stack terms and tools of the page's posts, ROLLBACK.
+    # BEGIN, the page, the store's version and totalCount (an aggregate), stack terms and tools of the
+    # page's posts, ROLLBACK.
     assert (
         labels(one)
         == labels(hundred)
-        == ["BEGIN", "ROLLBACK", "SELECT post", "SELECT post", "SELECT post_stack", "SELECT post_tool"]
+        == [
+            "BEGIN",
+            "ROLLBACK",
+            "SELECT post",
+            "SELECT post",
+            "SELECT post_stack",
+            "SELECT post_tool",
+            "SELECT store_version",
+        ]
     )
 
 
-def test_a_search_costs_four_statements_whatever_the_page_size(store: Store) -> None:
+def test_a_search_costs_five_statements_whatever_the_page_size(store: Store) -> None:
     assert len(selected(store, None, {"rollback"})) > 100
     small, one = statements(store, SEARCH, {"q": "rollback", "first": 1}, "Search")
     large, hundred = statements(store, SEARCH, {"q": "rollback", "first": 100}, "Search")
     assert len(small["posts"]["edges"]) == 1 and len(large["posts"]["edges"]) == 100
-    # BEGIN, the page with its snippets (one WITH statement), totalCount, ROLLBACK.
-    assert labels(one) == labels(hundred) == ["BEGIN", "ROLLBACK", "SELECT post", "WITH"]
+    # BEGIN, the page with its snippets (one WITH statement), the store's version and totalCount, ROLLBACK.
+    assert labels(one) == labels(hundred) == ["BEGIN", "ROLLBACK", "SELECT post", "SELECT store_version", "WITH"]
 
 
-def test_facets_cost_nine_statements_whatever_the_filter_or_size(store: Store) -> None:
+def test_facets_cost_ten_statements_whatever_the_filter_or_size(store: Store) -> None:
     _, plain = statements(store, FACETS, {}, "Facets")
     where = {"stackAny": ["python"], "minQuality": 50}
     _, filtered = statements(store, FACETS, {"where": where, "search": A}, "Facets")
@@ -729,5 +740,20 @@ def test_facets_cost_nine_statements_whatever_the_filter_or_size(store: Store) -
     )
     assert query != FACETS
     _, hundred = statements(store, query, {"where": where}, "Facets")
-    # BEGIN, one statement per facet (7), ROLLBACK.
-    assert labels(plain) == labels(filtered) == labels(hundred) == ["BEGIN", "ROLLBACK"] + ["SELECT post"] * 7
+    # BEGIN, the store's version, one statement per facet (7), ROLLBACK.
+    expected = ["BEGIN", "ROLLBACK"] + ["SELECT post"] * 7 + ["SELECT store_version"]
+    assert labels(plain) == labels(filtered) == labels(hundred) == expected
+
+
+def test_facets_asked_again_cost_three_statements_until_the_store_changes(store: Store) -> None:
+    _, cold = statements(store, FACETS, {}, "Facets")
+    store.recorder.statements.clear()
+    store.recorder.on = True
+    try:
+        warm = data_of(store.client, FACETS, {}, operationName="Facets")
+    finally:
+        store.recorder.on = False
+    assert len(cold) == 10
+    # BEGIN, the store's version (unchanged, so every facet comes from the cache), ROLLBACK.
+    assert labels(store.recorder.statements) == ["BEGIN", "ROLLBACK", "SELECT store_version"]
+    assert warm == statements(store, FACETS, {}, "Facets")[0]

@@ -1,0 +1,1 @@
+"""Mutations: writing posts."""

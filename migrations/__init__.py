@@ -1,0 +1,1 @@
+"""Schema migrations (Alembic); run them with `alphanode db upgrade`."""

@@ -1,0 +1,221 @@
+"""Edits by editors: save a post, mark it reviewed, set its status, archive, restore, roll back.
+
+Every edit is one transaction through the same write path as imports
+(``write.write_batch``): the search index, the revision history and the marks
+for similar posts move with it. Optimistic concurrency: an edit that names the
+content hash it started from fails with :class:`Conflict` if the post changed
+meanwhile, and changes nothing.
+
+    EditError            an edit that cannot be made; nothing was written
+    ├── NotFound         no such post, or no such revision
+    ├── Conflict         the post changed since, or a key belongs to another post
+    └── Invalid          the result would not be a well-formed post (problems by field)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from documents import Document, Problem, parse, render, validate
+from models import Post, table
+
+from .export import load_document
+from .revisions import NewRevision, latest_number, record, text_of
+from .rows import content_hash
+from .similar import refresh_similar
+from .write import Incoming, VocabularyCache, write_batch
+
+post_t = table(Post)
+T = TypeVar("T")
+
+
+class EditError(Exception):
+    """An edit that cannot be made; nothing was written."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(EditError):
+    """No such post, or no such revision of it."""
+
+
+class Conflict(EditError):
+    """The post changed since the edit began, or a key it needs belongs to another post."""
+
+    def __init__(self, message: str, current_hash: str | None = None) -> None:
+        super().__init__(message)
+        self.current_hash = current_hash
+
+
+class Invalid(EditError):
+    """The edited post would not be well-formed."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("the post is not valid: " + "; ".join(f"{p.path}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What an edit did."""
+
+    post_id: int
+    status: Literal["created", "updated", "unchanged"]
+    revision: int
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    post_id: int
+    source_id: str
+    content_hash: str
+    archived: bool
+
+
+def current(conn: Connection, post_id: int) -> Current:
+    """The post's row, locked for the rest of the transaction on PostgreSQL; NotFound if there is none."""
+    statement = select(post_t.c.id, post_t.c.source_id, post_t.c.content_hash, post_t.c.archived_at).where(
+        post_t.c.id == post_id
+    )
+    if conn.dialect.name == "postgresql":
+        statement = statement.with_for_update()
+    row = conn.execute(statement).first()
+    if row is None:
+        raise NotFound("no post with this id")
+    return Current(row.id, row.source_id, row.content_hash, row.archived_at is not None)
+
+
+def post_id_of(conn: Connection, source_id: str) -> int | None:
+    return conn.execute(select(post_t.c.id).where(post_t.c.source_id == source_id)).scalar_one_or_none()
+
+
+def save_document(
+    conn: Connection,
+    document: Document,
+    *,
+    author: str,
+    reason: str,
+    post_id: int | None = None,
+    expected_hash: str | None = None,
+    text: str | None = None,
+) -> Saved:
+    """Create the post (``post_id`` None) or replace the post ``post_id`` with ``document``."""
+    problems = validate(document) if text is None else []
+    if problems:
+        raise Invalid(problems)
+    text = render(document) if text is None else text
+    if post_id is None:
+        existing = post_id_of(conn, document.source_id)
+        if existing is not None:
+            raise Conflict(f"a post with source id {document.source_id!r} exists already: update it instead")
+    else:
+        found = current(conn, post_id)
+        if document.source_id != found.source_id:
+            raise Invalid([Problem("meta.payload.sourceId", "IMMUTABLE", "the source id of a post never changes")])
+        if expected_hash is not None and expected_hash != found.content_hash:
+            raise Conflict("the post changed since you read it: read it again and redo the edit", found.content_hash)
+    (outcome,) = write_batch(conn, [Incoming(reason, text, document, author=author, reason=reason)], VocabularyCache())
+    if outcome.status == "rejected":
+        raise Conflict((outcome.error or "").split(": ", 1)[-1])
+    assert outcome.post_id is not None
+    revision = latest_number(conn, outcome.post_id)
+    return Saved(outcome.post_id, outcome.status, revision, content_hash(text))
+
+
+def change_document(
+    conn: Connection,
+    post_id: int,
+    change: Callable[[Document], Document],
+    *,
+    author: str,
+    reason: str,
+    expected_hash: str | None = None,
+) -> Saved:
+    """Load the post, apply ``change`` to its document and save the result."""
+    found = current(conn, post_id)
+    if expected_hash is not None and expected_hash != found.content_hash:
+        raise Conflict("the post changed since you read it: read it again and redo the edit", found.content_hash)
+    document = load_document(conn, post_id)
+    assert document is not None
+    return save_document(conn, change(document), author=author, reason=reason, post_id=post_id)
+
+
+def mark_reviewed(conn: Connection, post_id: int, *, author: str, today: dt.date | None = None) -> Saved:
+    """Reviewed today: needs-human-review off, last reviewed today, status `reviewed`."""
+    day = today or dt.datetime.now(dt.UTC).date()
+
+    def change(document: Document) -> Document:
+        meta = document.meta
+        return dataclasses.replace(
+            document,
+            meta=dataclasses.replace(
+                meta,
+                flags=dataclasses.replace(meta.flags, needs_human_review=False),
+                revision=dataclasses.replace(meta.revision, status="reviewed", last_reviewed=day),
+            ),
+        )
+
+    return change_document(conn, post_id, change, author=author, reason="marked reviewed")
+
+
+def set_status(conn: Connection, post_id: int, status: str, *, author: str) -> Saved:
+    def change(document: Document) -> Document:
+        meta = document.meta
+        return dataclasses.replace(
+            document, meta=dataclasses.replace(meta, revision=dataclasses.replace(meta.revision, status=status))
+        )
+
+    return change_document(conn, post_id, change, author=author, reason=f"status set to {status}")
+
+
+def set_archived(conn: Connection, post_id: int, archived: bool, *, author: str) -> Saved:
+    """Archive (hide from readers everywhere) or restore a post; the history records who and when."""
+    found = current(conn, post_id)
+    if found.archived == archived:
+        return Saved(post_id, "unchanged", latest_number(conn, post_id), found.content_hash)
+    now = dt.datetime.now(dt.UTC)
+    conn.execute(
+        update(post_t)
+        .where(post_t.c.id == post_id)
+        .values(archived_at=now if archived else None, updated_at=now, similar_state=2)
+    )
+    document = load_document(conn, post_id)
+    assert document is not None
+    numbers = record(
+        conn,
+        [NewRevision(post_id, render(document), found.content_hash, author, "archived" if archived else "restored")],
+        now,
+    )
+    return Saved(post_id, "updated", numbers[post_id], found.content_hash)
+
+
+def rollback(conn: Connection, post_id: int, number: int, *, author: str) -> Saved:
+    """Make revision ``number`` the current text again; the rollback is itself a new revision."""
+    current(conn, post_id)
+    text = text_of(conn, post_id, number)
+    if text is None:
+        raise NotFound(f"this post has no revision {number}")
+    document = parse(text, f"revision {number}")
+    return save_document(
+        conn, document, author=author, reason=f"rolled back to revision {number}", post_id=post_id, text=text
+    )
+
+
+async def run_edit(engine: AsyncEngine, edit: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one edit in its own write transaction, then refresh similar posts of what it touched."""
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(sqlite_immediate=True)
+        async with conn.begin():
+            result = await conn.run_sync(lambda sync: edit(sync, *args, **kwargs))
+    await refresh_similar(engine)
+    return result
