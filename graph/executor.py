@@ -22,6 +22,7 @@ through both executors and require identical results.
 from __future__ import annotations
 
 import math
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     parse,
+    specified_rules,
     validate,
 )
 from graphql.execution.values import get_argument_values, get_directive_values, get_variable_values
@@ -58,6 +60,8 @@ from graphql.type import GraphQLIncludeDirective, GraphQLSkipDirective
 from strawberry.schema.schema_converter import get_arguments
 from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
+
+from .limits import Limits, limit_rules
 
 BatchResolver = Callable[..., Awaitable[Sequence[Any]]]
 
@@ -114,20 +118,25 @@ class Prepared:
 
 
 class _Document:
-    __slots__ = ("document", "errors")
+    __slots__ = ("document", "errors", "parse_error", "parse_seconds", "validate_seconds")
 
-    def __init__(self, document: DocumentNode | None, errors: bool) -> None:
+    def __init__(self, document: DocumentNode | None, errors: bool, parse_error: GraphQLError | None = None) -> None:
         self.document = document
         self.errors = errors
+        self.parse_error = parse_error
+        self.parse_seconds = 0.0
+        self.validate_seconds = 0.0
 
 
 class Executor:
     """Prepares and runs queries for one Strawberry schema."""
 
-    def __init__(self, strawberry_schema: Any, cache_size: int = 1_000) -> None:
+    def __init__(self, strawberry_schema: Any, cache_size: int = 1_000, limits: Limits | None = None) -> None:
         self.strawberry_schema = strawberry_schema
         self.schema: GraphQLSchema = strawberry_schema._schema
         self.cache_size = cache_size
+        self.limits = limits or Limits()
+        self.rules = [*specified_rules, *limit_rules(self.limits)]
         self._documents: OrderedDict[str, _Document] = OrderedDict()
         self._prepared: dict[tuple[str, str | None], Prepared | None] = {}
         self._fields: dict[tuple[str, str], _Field] = {}
@@ -151,15 +160,24 @@ class Executor:
         """The parsed document (cached), or None when the text does not parse."""
         return self._parsed(query).document
 
+    def parsed(self, query: str) -> _Document:
+        """The parse and validation of a query text, cached: document, errors, their durations."""
+        return self._parsed(query)
+
     def _parsed(self, query: str) -> _Document:
         entry = self._documents.get(query)
         if entry is None:
+            started = time.perf_counter()
+            parse_error = None
             try:
-                document: DocumentNode | None = parse(query)
-            except GraphQLError:
-                document = None
-            errors = document is None or bool(validate(self.schema, document))
-            entry = self._documents[query] = _Document(document, errors)
+                document: DocumentNode | None = parse(query, max_tokens=self.limits.max_tokens)
+            except GraphQLError as exc:
+                document, parse_error = None, exc
+            parsed = time.perf_counter()
+            errors = document is None or bool(validate(self.schema, document, self.rules))
+            entry = self._documents[query] = _Document(document, errors, parse_error)
+            entry.parse_seconds = parsed - started
+            entry.validate_seconds = time.perf_counter() - parsed
             if len(self._documents) > self.cache_size:
                 self._documents.popitem(last=False)
         return entry

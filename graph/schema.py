@@ -7,12 +7,13 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from .errors import ApiError
 from .executor import Executor
+from .limits import Limits, limit_rules
 from .mutations.posts import Mutation
 from .query import Query
 from .scalars import SCALAR_MAP
@@ -56,7 +57,9 @@ class Schema(strawberry.Schema):
                 log.error("unexpected error at %s", error.path, exc_info=error.original_error)
 
 
-def build_schema(**kwargs: Any) -> Schema:
+def build_schema(limits: Limits | None = None, **kwargs: Any) -> Schema:
+    limits = limits or Limits()
+    rules = limit_rules(limits)
     return Schema(
         query=Query,
         mutation=Mutation,
@@ -65,6 +68,8 @@ def build_schema(**kwargs: Any) -> Schema:
             lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
             lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
             _MaskUnexpected,
+            lambda: AddValidationRules(rules),
+            lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         ],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         **kwargs,

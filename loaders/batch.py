@@ -74,6 +74,7 @@ _POSTS_BY = {
 
 async def _posts_by(db: RequestDb, column: str, keys: Sequence[Any]) -> list[Row | None]:
     rows = await db.fetch(_POSTS_BY[(column, db.include_archived)], (keys_param(db.dialect, keys),))
+    db.note_posts(rows)
     found = {row[column]: row for row in rows}
     return [found.get(key) for key in keys]
 
@@ -153,7 +154,10 @@ async def entities_by_post_id(db: RequestDb, keys: Sequence[int]) -> list[list[R
 
 async def similar_by_post_id(db: RequestDb, keys: Sequence[int]) -> list[list[Row]]:
     """Each post's stored similar posts, best first, with the similar post's own row."""
-    return await _grouped(db, _SIMILAR, keys)
+    groups = await _grouped(db, _SIMILAR, keys)
+    for rows in groups:
+        db.note_posts(rows)
+    return groups
 
 
 async def _texts(db: RequestDb, statement: Sql, keys: Sequence[int]) -> list[list[str]]:

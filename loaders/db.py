@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -249,7 +250,18 @@ class PostgresReadPool(ReadPool):
 class RequestDb:
     """The request's database handle: lazily opened, serialized, one snapshot."""
 
-    __slots__ = ("_conn", "_lock", "dialect", "include_archived", "pool", "statements", "version")
+    __slots__ = (
+        "_conn",
+        "_lock",
+        "db_seconds",
+        "dialect",
+        "include_archived",
+        "lists_seen",
+        "pool",
+        "posts_seen",
+        "statements",
+        "version",
+    )
 
     def __init__(self, pool: ReadPool, *, include_archived: bool = False) -> None:
         self.pool = pool
@@ -257,6 +269,11 @@ class RequestDb:
         # Archived posts are for editors: readers never see them, anywhere.
         self.include_archived = include_archived
         self.version: int | None = None  # the store's version, once read (see aggregates.py)
+        self.db_seconds = 0.0  # time spent waiting on the database
+        # What the response holds, for its cache keys: the posts whose rows were read, and
+        # whether anything listed, counted or searched posts.
+        self.posts_seen: set[int] = set()
+        self.lists_seen = False
         self._conn: ReadConnection | None = None
         self._lock = asyncio.Lock()
         self.statements = 0
@@ -282,9 +299,17 @@ class RequestDb:
         """Run a SELECT and return its rows."""
         text = statement if isinstance(statement, str) else statement.text(self.dialect)
         async with self._lock:
-            conn = await self._connection()
-            self._count(text)
-            return await conn.fetch(text, params)
+            started = time.perf_counter()
+            try:
+                conn = await self._connection()
+                self._count(text)
+                return await conn.fetch(text, params)
+            finally:
+                self.db_seconds += time.perf_counter() - started
+
+    def note_posts(self, rows: Sequence[Row]) -> None:
+        """These post rows (with an ``id`` column) are part of the response."""
+        self.posts_seen.update(row["id"] for row in rows)
 
     async def scalar(self, statement: Sql | str, params: Sequence[Any] = ()) -> Any:
         rows = await self.fetch(statement, params)

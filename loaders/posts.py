@@ -309,6 +309,8 @@ async def page(
             f"WITH page AS ({text}) SELECT page.*, {_snippet(q, search)} AS highlight FROM page ORDER BY {outer_order}"
         )
     rows = await db.fetch(q.text(text), q.params)
+    db.lists_seen = True
+    db.note_posts(rows)
     more = len(rows) > size
     rows = rows[:size]
     if not forward:
@@ -374,6 +376,7 @@ def _highlight(snippet: str | None, dialect: Dialect) -> str | None:
 
 async def count(db: RequestDb, selection: Selection) -> int:
     """How many posts the selection holds (an aggregate: cached until the store changes)."""
+    db.lists_seen = True
 
     async def compute() -> int:
         q = _Query(db.dialect)
@@ -401,6 +404,7 @@ async def facet(db: RequestDb, selection: Selection, name: str, limit: int) -> l
 
     An aggregate: cached until the store changes.
     """
+    db.lists_seen = True
     return await cached(db, ("facet", name, selection, limit), lambda: _facet(db, selection, name, limit))
 
 

@@ -36,6 +36,8 @@ EntityCount = tuple[str, str, int]
 async def all_terms(db: RequestDb, kind: str) -> list[Term]:
     """Every stack term (``kind`` "stack") or tool ("tools") used by a readable post, with its count, by name."""
 
+    db.lists_seen = True
+
     async def compute() -> list[Term]:
         return [(row[0], int(row[1])) for row in await db.fetch(_TERMS[kind])]
 
@@ -44,6 +46,8 @@ async def all_terms(db: RequestDb, kind: str) -> list[Term]:
 
 async def all_entities(db: RequestDb) -> list[EntityCount]:
     """Every entity mentioned by a readable post, with its count, by name then type."""
+
+    db.lists_seen = True
 
     async def compute() -> list[EntityCount]:
         return [(row[0], row[1], int(row[2])) for row in await db.fetch(_ENTITIES)]

@@ -2,7 +2,7 @@
 
 from .accounts import ApiToken
 from .engine import create_all, create_engine, is_sqlite, normalize_url
-from .revisions import ImportReceiptRecord, PostRevision
+from .revisions import ImportReceiptRecord, PostRevision, PurgeLog
 from .tables import (
     ChecklistItem,
     Entity,
@@ -33,6 +33,7 @@ __all__ = [
     "PostRevision",
     "PostStack",
     "PostTool",
+    "PurgeLog",
     "SimilarPost",
     "StackTerm",
     "StoreVersion",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Column, ForeignKey, Integer, Text
+from sqlalchemy import BigInteger, Column, ForeignKey, Integer, Text
 from sqlmodel import Field, SQLModel
 
 from . import base  # noqa: F401  (the naming convention, before any table)
@@ -38,3 +38,18 @@ class ImportReceiptRecord(SQLModel, table=True):
     unchanged: int
     rejected: int
     rejections: str = Field(sa_column=Column(Text, nullable=False), description="JSON list of the first rejections")
+
+
+class PurgeLog(SQLModel, table=True):
+    """What a write changed, as cache keys: each server process and the CDN purge from it.
+
+    Written in the same transaction as the write, so a purge is never lost and never
+    announced for a write that did not commit.
+    """
+
+    __tablename__ = "purge_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    version: int = Field(sa_type=BigInteger, description="the store's version after the write")
+    keys: str = Field(sa_column=Column(Text, nullable=False), description="space-separated surrogate keys")
+    created_at: dt.datetime = Field(index=True)

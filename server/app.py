@@ -15,14 +15,12 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-import models
-from graph.context import Writer
 from graph.schema import schema
-from loaders import ReadPool
 
 from .graphiql import STATIC_DIR, graphiql_html, load_examples
 from .graphql_http import graphql_endpoint
 from .responses import JSONResponse, error_body
+from .services import Services
 from .settings import Settings
 
 log = logging.getLogger("alphanode.server")
@@ -39,6 +37,14 @@ async def healthz(request: Request) -> Response:
         log.exception("health check: the database does not answer")
         return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
     return JSONResponse({"status": "ok", "database": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this process."""
+    services: Services = request.app.state.services
+    if services.purger is not None:
+        services.metrics.purged.inc(services.purger.purged_keys - services.metrics.purged._value.get())
+    return Response(services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -58,22 +64,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = models.create_engine(settings.database_url)
-        await models.create_all(engine)
-        read_pool = await ReadPool.open(settings.database_url, settings.read_pool_size)
-        app.state.engine = engine
-        app.state.read_pool = read_pool
-        app.state.writer = Writer(engine, read_pool)
+        services = await Services.start(settings)
+        app.state.services = services
+        app.state.engine = services.engine
+        app.state.read_pool = services.pool
+        app.state.writer = services.writer
         try:
             yield
         finally:
-            await read_pool.close()
-            await engine.dispose()
+            await services.stop()
 
     app = Starlette(
         routes=[
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Mount("/static/graphiql", StaticFiles(directory=STATIC_DIR), name="graphiql-static"),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

@@ -11,13 +11,15 @@ request ends, whatever happens.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationDefinitionNode
+from graphql import DocumentNode, FragmentDefinitionNode, GraphQLError, OperationDefinitionNode
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.exceptions import MissingQueryError
@@ -26,12 +28,15 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from graph import Context
-from graph.context import Writer
-from graph.schema import Schema, executor
-from loaders import ReadPool, RequestDb
+from graph.limits import LIMIT_CODES, check_nodes
+from loaders import RequestDb
 
 from .auth import AuthError, authenticate
+from .caching import Entry, cache_key, etag_of
+from .observe import RequestStats, log_request
+from .persisted import PersistedQueryError
 from .responses import JSONResponse, error_body
+from .services import Services
 
 log = logging.getLogger("alphanode.http")
 
@@ -162,15 +167,32 @@ def result_body(result: ExecutionResult) -> dict[str, Any]:
     return body
 
 
+def find_operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode:
+    """The operation to run: the one named, or the only one; a 400 otherwise.
+
+    Strawberry would run the first of several; the specification asks for an error.
+    """
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if not operations:
+        raise RequestError(400, "the document has no operation to run")
+    if name is None:
+        if len(operations) > 1:
+            raise RequestError(400, "the document holds several operations: say which to run with operationName")
+        return operations[0]
+    for operation in operations:
+        if operation.name is not None and operation.name.value == name:
+            return operation
+    raise RequestError(400, f"the document has no operation named {name!r}")
+
+
 async def execute(
-    schema: Schema,
-    pool: ReadPool,
+    services: Services,
     params: GraphQLParams,
     method: str,
     request: Request | None = None,
     *,
     authorization: str | None = None,
-    writer: Writer | None = None,
+    stats: RequestStats | None = None,
 ) -> ExecutionResult:
     """Execute one operation with a fresh database handle and loaders.
 
@@ -178,15 +200,17 @@ async def execute(
     hands back, on Strawberry's, in a new read transaction (on PostgreSQL a
     failed statement aborts the one it ran in).
     """
-    if params.query is not None:
-        _check_operations(params)
-    db = RequestDb(pool)
+    stats = stats or RequestStats()
+    executor = services.executor
+    db = RequestDb(services.pool)
+    started = time.perf_counter()
     try:
         try:
             viewer = await authenticate(authorization, db)
         except AuthError as exc:
             raise RequestError(401, exc.message, "UNAUTHENTICATED", {"WWW-Authenticate": exc.header}) from None
-        context = Context.create(db, request, viewer, writer)
+        stats.viewer = viewer.name if viewer is not None else None
+        context = Context.create(db, request, viewer, services.writer)
         if params.query is not None:
             prepared = executor.prepare(params.query, params.operation_name)
             if prepared is not None:
@@ -194,12 +218,13 @@ async def execute(
                     data = await executor.execute(prepared, params.variables, context)
                 except Exception as exc:  # the regular executor answers, with its error handling
                     log.debug("batched executor handed back %s: %r", params.operation_name, exc)
+                    _account(stats, db)
                     await db.close()
-                    db = RequestDb(pool, include_archived=db.include_archived)
-                    context = Context.create(db, request, viewer, writer)
+                    db = RequestDb(services.pool, include_archived=db.include_archived)
+                    context = Context.create(db, request, viewer, services.writer)
                 else:
                     return ExecutionResult(data=data, errors=None)
-        return await schema.execute(
+        return await services.schema.execute(
             params.query,
             variable_values=params.variables,
             context_value=context,
@@ -209,58 +234,216 @@ async def execute(
     except MissingQueryError:
         raise RequestError(400, "the request has no query") from None
     except CannotGetOperationTypeError as exc:
-        raise RequestError(400, _operation_message(params)) from exc
+        raise RequestError(400, f"the document has no operation named {params.operation_name!r}") from exc
     except InvalidOperationTypeError:
         raise RequestError(
             405, "mutations are only accepted over POST", "METHOD_NOT_ALLOWED", {"Allow": "POST"}
         ) from None
     finally:
+        stats.execute += time.perf_counter() - started
+        _account(stats, db)
         await db.close()
 
 
-def _check_operations(params: GraphQLParams) -> None:
-    """A 400 for a document with no operation, or several and no operationName.
+def _account(stats: RequestStats, db: RequestDb) -> None:
+    """Add what a database handle did to the request's figures (before it closes)."""
+    stats.statements += db.statements + (1 if db.statements else 0)  # and the ROLLBACK that ends it
+    stats.db += db.db_seconds
+    stats.post_ids |= db.posts_seen
+    stats.lists = stats.lists or db.lists_seen
 
-    Strawberry would run the first of several; the specification asks for an error.
+
+MAX_SURROGATE_KEYS = 200
+ALL_LISTS = "lists"
+
+
+def surrogate_keys(stats: RequestStats) -> tuple[str, ...]:
+    """What a response depends on: one key per post, and ``lists`` for lists, counts and searches.
+
+    Past ``MAX_SURROGATE_KEYS`` keys the posts are named by ``lists`` alone: every write
+    purges ``lists``, so the response is still purged whenever one of its posts changes.
     """
-    assert params.query is not None
-    document = executor.document(params.query)
-    if document is None:
-        return  # a syntax error: the regular executor reports where
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if not operations:
-        raise RequestError(400, "the document has no operation to run")
-    if params.operation_name is None and len(operations) > 1:
-        raise RequestError(400, "the document holds several operations: say which to run with operationName")
+    if len(stats.post_ids) >= MAX_SURROGATE_KEYS:
+        return (ALL_LISTS,)
+    keys = tuple(f"p{post_id}" for post_id in sorted(stats.post_ids))
+    return (*keys, ALL_LISTS) if stats.lists else keys
 
 
-def _operation_message(params: GraphQLParams) -> str:
-    if params.operation_name:
-        return f"the document has no operation named {params.operation_name!r}"
-    return "the document holds several operations: say which to run with operationName"
+def _limit_error(result: ExecutionResult) -> bool:
+    return any((e.extensions or {}).get("code") in LIMIT_CODES for e in result.errors or ())
+
+
+def _cache_control(settings: Any, method: str, credentials: bool, cacheable: bool) -> str:
+    if credentials:
+        return "private, no-store"
+    if method == "GET" and cacheable:
+        return (
+            f"public, max-age={settings.cache_max_age}, stale-while-revalidate={settings.cache_stale_while_revalidate}"
+        )
+    return "no-store"
 
 
 async def graphql_endpoint(request: Request) -> Response:
-    app_state = request.app.state
+    services: Services = request.app.state.services
+    settings = services.settings
+    stats = RequestStats()
     if wants_graphiql(request):
-        return HTMLResponse(app_state.graphiql_html)
+        return await graphiql_page(request, services)
     media_type = response_media_type(request)
+    authorization = request.headers.get("authorization")
+    credentials = authorization is not None
+    headers: dict[str, str] = {"Vary": "Accept, Authorization"} if request.method == "GET" else {}
+    response: Response
     try:
-        params = await parse_request(request, app_state.settings.max_body_bytes)
-        result = await execute(
-            app_state.schema,
-            app_state.read_pool,
-            params,
-            request.method,
-            request,
-            authorization=request.headers.get("authorization"),
-            writer=app_state.writer,
-        )
+        params = await parse_request(request, settings.max_body_bytes)
+        query, by_hash = await services.persisted.resolve(params.query, params.extensions)
+        stats.persisted = by_hash
+        params = GraphQLParams(query, params.variables, params.operation_name, params.extensions)
+        operation = _operation(services, params, stats)
+        cache = services.cache
+        cacheable = cache is not None and not credentials and stats.kind == "query" and operation is not None
+        key = cache_key(query or "", params.operation_name, params.variables) if cacheable else ""
+        if cacheable and cache is not None:
+            entry = await cache.get(key)
+            if entry is not None:
+                stats.cache = "hit"
+                response = _respond(request, entry.body, media_type, entry.etag, entry.keys, settings, True, headers)
+                return _finish(request, response, stats, services)
+            stats.cache = "miss"
+        started_at = cache.generation if cache is not None else 0
+        try:
+            async with asyncio.timeout(settings.request_timeout):
+                result = await execute(
+                    services, params, request.method, request, authorization=authorization, stats=stats
+                )
+        except TimeoutError:
+            raise RequestError(
+                400, f"the operation ran longer than the limit of {settings.request_timeout:g} s", "TIMEOUT"
+            ) from None
+        if stats.kind == "mutation":
+            stats.cache = "bypass"
+        body = orjson.dumps(result_body(result))
+        request_error = is_request_error(result)
+        if request_error:
+            status = 400 if media_type == GRAPHQL_RESPONSE or _limit_error(result) else 200
+            response = JSONResponse.raw(body, status, media_type, {**headers, "Cache-Control": "no-store"})
+            stats.error_code = _first_code(result)
+            return _finish(request, response, stats, services)
+        ok = not result.errors
+        keys = surrogate_keys(stats) if cacheable else ()
+        etag = etag_of(body)
+        if cacheable and ok and cache is not None:
+            await cache.put(key, Entry(body, etag, keys, media_type), started_at)
+        if not ok:
+            stats.error_code = _first_code(result)
+        response = _respond(request, body, media_type, etag, keys, settings, ok and cacheable, headers, credentials)
     except RequestError as exc:
-        return JSONResponse(
-            error_body(exc.message, exc.code), status_code=exc.status, headers=exc.headers, media_type=media_type
+        stats.error_code = exc.code
+        response = JSONResponse(
+            error_body(exc.message, exc.code),
+            status_code=exc.status,
+            headers={**headers, **exc.headers, "Cache-Control": "no-store"},
+            media_type=media_type,
         )
-    status = 200
-    if is_request_error(result) and media_type == GRAPHQL_RESPONSE:
-        status = 400
-    return JSONResponse(result_body(result), status_code=status, media_type=media_type)
+    except PersistedQueryError as exc:
+        stats.error_code = exc.code
+        status = 200 if exc.code == "PERSISTED_QUERY_NOT_FOUND" and media_type == JSON else 400
+        response = JSONResponse(
+            error_body(exc.message, exc.code),
+            status_code=status,
+            headers={**headers, "Cache-Control": "no-store"},
+            media_type=media_type,
+        )
+    except GraphQLError as exc:  # a limit checked with the variables
+        stats.error_code = (exc.extensions or {}).get("code")
+        response = JSONResponse(
+            {"errors": [format_error(exc)]},
+            status_code=400,
+            headers={**headers, "Cache-Control": "no-store"},
+            media_type=media_type,
+        )
+    return _finish(request, response, stats, services)
+
+
+def _operation(services: Services, params: GraphQLParams, stats: RequestStats) -> OperationDefinitionNode | None:
+    """The operation about to run (None when the text does not parse); checks its size with the variables."""
+    if params.query is None:
+        return None
+    parsed = services.executor.parsed(params.query)
+    stats.parse, stats.validate = parsed.parse_seconds, parsed.validate_seconds
+    if parsed.parse_error is not None and "tokens" in parsed.parse_error.message:
+        raise GraphQLError(
+            f"the document has more than {services.limits.max_tokens:,} tokens",
+            extensions={"code": "TOO_MANY_TOKENS", "limit": services.limits.max_tokens},
+        )
+    if parsed.document is None:
+        return None
+    operation = find_operation(parsed.document, params.operation_name)
+    stats.kind = operation.operation.value
+    stats.operation = operation.name.value if operation.name else None
+    fragments = {d.name.value: d for d in parsed.document.definitions if isinstance(d, FragmentDefinitionNode)}
+    check_nodes(services.executor.schema, operation, fragments, params.variables or {}, services.limits)
+    return operation
+
+
+def _respond(
+    request: Request,
+    body: bytes,
+    media_type: str,
+    etag: str,
+    keys: tuple[str, ...],
+    settings: Any,
+    cacheable: bool,
+    headers: dict[str, str],
+    credentials: bool = False,
+) -> Response:
+    headers = {
+        **headers,
+        "ETag": etag,
+        "Cache-Control": _cache_control(settings, request.method, credentials, cacheable),
+    }
+    if keys:
+        headers["Surrogate-Key"] = " ".join(keys)
+    if request.method == "GET" and cacheable and etag in _if_none_match(request):
+        return Response(status_code=304, headers=headers)
+    return JSONResponse.raw(body, 200, media_type, headers)
+
+
+def _if_none_match(request: Request) -> set[str]:
+    value = request.headers.get("if-none-match", "")
+    return {part.strip().removeprefix("W/") for part in value.split(",") if part.strip()}
+
+
+def _first_code(result: ExecutionResult) -> str | None:
+    for error in result.errors or ():
+        code = (error.extensions or {}).get("code")
+        if code:
+            return str(code)
+    return "GRAPHQL_ERROR" if result.errors else None
+
+
+def _finish(request: Request, response: Response, stats: RequestStats, services: Services) -> Response:
+    stats.status = response.status_code
+    response.headers["Server-Timing"] = stats.server_timing()
+    services.metrics.observe(stats)
+    log_request(stats, request.method, request.url.path)
+    return response
+
+
+async def graphiql_page(request: Request, services: Services) -> Response:
+    """GraphiQL; in production only for a request with an editor's token."""
+    if services.settings.env == "production":
+        db = RequestDb(services.pool)
+        try:
+            viewer = await authenticate(request.headers.get("authorization"), db)
+        except AuthError:
+            viewer = None
+        finally:
+            await db.close()
+        if viewer is None or not viewer.is_editor:
+            return JSONResponse(
+                error_body("GraphiQL is only served to editors in production: send an editor token", "FORBIDDEN"),
+                status_code=403,
+                headers={"Cache-Control": "no-store"},
+            )
+    return HTMLResponse(request.app.state.graphiql_html, headers={"Cache-Control": "no-store"})

@@ -16,6 +16,11 @@ class JSONResponse(Response):
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
 
+    @staticmethod
+    def raw(body: bytes, status: int, media_type: str, headers: dict[str, str]) -> Response:
+        """A response with a body already encoded."""
+        return Response(body, status_code=status, media_type=media_type, headers=headers)
+
 
 def error_body(message: str, code: str) -> dict[str, Any]:
     """A GraphQL-shaped body for errors raised before execution."""

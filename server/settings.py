@@ -24,5 +24,28 @@ class Settings(BaseSettings):
     port: int = 8000
     env: Literal["development", "production"] = "development"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    max_body_bytes: int = Field(default=1_000_000, description="Largest request body accepted, in bytes")
     read_pool_size: int = Field(default=8, description="Connections per process for reads")
+
+    # HTTP caching and the response cache (server/caching.py).
+    cache: bool = Field(default=True, description="Keep responses of public queries in a cache")
+    redis_url: str | None = Field(default=None, description="Share the cache (and persisted queries) through Redis")
+    redis_prefix: str = Field(default="alphanode:", description="Prefix of every Redis key the service writes")
+    cache_max_bytes: int = Field(default=64 * 1024 * 1024, description="Size of the in-process cache")
+    cache_max_age: int = Field(default=60, description="Cache-Control max-age of public GET responses, seconds")
+    cache_stale_while_revalidate: int = Field(
+        default=300, description="Cache-Control stale-while-revalidate of public GET responses, seconds"
+    )
+    purge_webhook: str | None = Field(default=None, description="URL that receives purged surrogate keys (a CDN)")
+    purge_interval: float = Field(default=0.1, description="How often each process reads the purge log, seconds")
+
+    # Persisted queries (server/persisted.py).
+    persisted_only: bool = Field(default=False, description="Run registered operations only")
+    persisted_dir: str | None = Field(default=None, description="Folder of registered .graphql operations")
+
+    # Limits (graph/limits.py has the reasons for each default).
+    max_body_bytes: int = Field(default=1_000_000, description="Largest request body accepted, in bytes")
+    max_depth: int = Field(default=12, description="Deepest nesting of fields in an operation")
+    max_aliases: int = Field(default=30, description="Most aliases in a document")
+    max_tokens: int = Field(default=5_000, description="Most tokens in a document")
+    max_nodes: int = Field(default=5_000, description="Most nodes an operation may return (GitHub-style count)")
+    request_timeout: float = Field(default=10.0, description="Longest an operation may run, seconds")

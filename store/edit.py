@@ -26,11 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from documents import Document, Problem, parse, render, validate
 from models import Post, table
 
+from . import purge
 from .export import load_document
 from .revisions import NewRevision, latest_number, record, text_of
 from .rows import content_hash
 from .similar import refresh_similar
-from .write import Incoming, VocabularyCache, write_batch
+from .write import Incoming, VocabularyCache, bump_store_version, write_batch
 
 post_t = table(Post)
 T = TypeVar("T")
@@ -196,6 +197,8 @@ def set_archived(conn: Connection, post_id: int, archived: bool, *, author: str)
         [NewRevision(post_id, render(document), found.content_hash, author, "archived" if archived else "restored")],
         now,
     )
+    bump_store_version(conn)
+    purge.record(conn, [post_id], lists=True)
     return Saved(post_id, "updated", numbers[post_id], found.content_hash)
 
 

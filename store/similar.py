@@ -55,6 +55,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models import Entity, Post, PostEntity, PostStack, PostTool, SimilarPost, StackTerm, Tool, table
 
+from . import purge
 from .prepare import start_worker, workers_can_start
 from .write import chunks, insert_many, tune_for_bulk
 
@@ -749,6 +750,8 @@ def _store(conn: Connection, post_ids: Sequence[int], rows: list[tuple[int, int,
         conn.execute(delete(similar_t).where(similar_t.c.post_id.in_(part)))
         conn.execute(update(post_t).where(post_t.c.id.in_(part)).values(similar_state=0))
     insert_many(conn, similar_t, _COLUMNS, rows)
+    # These posts' pages show new similar posts: cached copies must go.
+    purge.record(conn, post_ids, lists=False)
 
 
 async def refresh_similar(engine: AsyncEngine) -> int:

@@ -38,7 +38,7 @@ from models import (
 )
 from models.search import SEARCH_COLUMNS
 
-from . import revisions
+from . import purge, revisions
 from .rows import PostRows, to_rows
 
 post_t = table(Post)
@@ -243,6 +243,7 @@ def write_batch(
         now,
     )
     bump_store_version(conn)
+    purge.record(conn, [ids[item.source_id] for item, _, _ in to_write], lists=True)
     return outcomes
 
 

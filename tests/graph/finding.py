@@ -251,7 +251,9 @@ def serve(url: str, folder: Path) -> Iterator[Store]:
     write_corpus(folder)
     sources = read_sources(folder)
     assert asyncio.run(import_folder(url, folder)).created == len(sources)
-    app = create_app(Settings(database_url=url))
+    # Without the response cache: these tests read what the store holds, request after request,
+    # and count statements; the cache has tests of its own (tests/server/test_caching.py).
+    app = create_app(Settings(database_url=url, cache=False))
     recorder = Recorder()
     with TestClient(app) as client:
         client.portal.call(app.state.read_pool.trace, recorder)

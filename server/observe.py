@@ -1,0 +1,125 @@
+"""Response time, made visible: Server-Timing, Prometheus metrics, one JSON log line per request.
+
+Tokens never reach any of them: the log line names the viewer's token by its
+name only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+log = logging.getLogger("alphanode.request")
+
+# Buckets in seconds, from a cache hit to a slow facet query.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+STATEMENT_BUCKETS = (0, 1, 2, 3, 5, 8, 13, 21, 34)
+
+
+@dataclass(slots=True)
+class RequestStats:
+    """What one request did, filled in as it goes."""
+
+    started: float = field(default_factory=time.perf_counter)
+    operation: str | None = None
+    kind: str = "query"  # query, mutation, or "-" before the operation is known
+    cache: str = "bypass"  # hit, miss, bypass
+    parse: float = 0.0
+    validate: float = 0.0
+    execute: float = 0.0
+    db: float = 0.0
+    statements: int = 0
+    status: int = 200
+    viewer: str | None = None
+    persisted: bool = False
+    error_code: str | None = None
+    post_ids: set[int] = field(default_factory=set)  # posts the response holds
+    lists: bool = False  # the response lists, counts or searches posts
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def server_timing(self) -> str:
+        """The Server-Timing header: durations in milliseconds."""
+        parts = [
+            f"parse;dur={self.parse * 1000:.2f}",
+            f"validate;dur={self.validate * 1000:.2f}",
+            f"execute;dur={self.execute * 1000:.2f}",
+            f'db;dur={self.db * 1000:.2f};desc="{self.statements} statements"',
+            f'cache;desc="{self.cache}"',
+            f"total;dur={self.elapsed() * 1000:.2f}",
+        ]
+        return ", ".join(parts)
+
+
+class Metrics:
+    """The service's Prometheus metrics, in a registry of its own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.duration = Histogram(
+            "alphanode_request_duration_seconds",
+            "GraphQL request duration, by operation name, kind and cache result.",
+            ("operation", "kind", "cache"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.statements = Histogram(
+            "alphanode_request_sql_statements",
+            "SQL statements a GraphQL request ran.",
+            ("operation",),
+            buckets=STATEMENT_BUCKETS,
+            registry=self.registry,
+        )
+        self.cache = Counter(
+            "alphanode_response_cache_total", "Response cache look-ups, by result.", ("result",), registry=self.registry
+        )
+        self.responses = Counter(
+            "alphanode_responses_total", "GraphQL responses, by HTTP status.", ("status",), registry=self.registry
+        )
+        self.purged = Counter(
+            "alphanode_cache_purged_keys_total", "Surrogate keys purged from the cache.", registry=self.registry
+        )
+        self.imports = Counter(
+            "alphanode_import_documents_total",
+            "Documents imported through this server, by outcome.",
+            ("outcome",),
+            registry=self.registry,
+        )
+
+    def observe(self, stats: RequestStats) -> None:
+        operation = stats.operation or "-"
+        self.duration.labels(operation, stats.kind, stats.cache).observe(stats.elapsed())
+        self.statements.labels(operation).observe(stats.statements)
+        self.responses.labels(str(stats.status)).inc()
+        if stats.cache in ("hit", "miss"):
+            self.cache.labels(stats.cache).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def log_request(stats: RequestStats, method: str, path: str) -> None:
+    """One JSON line per request."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    line = {
+        "method": method,
+        "path": path,
+        "operation": stats.operation,
+        "kind": stats.kind,
+        "status": stats.status,
+        "ms": round(stats.elapsed() * 1000, 2),
+        "cache": stats.cache,
+        "statements": stats.statements,
+        "db_ms": round(stats.db * 1000, 2),
+        "viewer": stats.viewer,
+        "persisted": stats.persisted,
+    }
+    if stats.error_code:
+        line["error"] = stats.error_code
+    log.info(orjson.dumps(line).decode())

@@ -1,0 +1,109 @@
+"""Persisted queries: the automatic protocol, and an allow-list mode.
+
+Automatic persisted queries (Apollo's protocol): a client sends
+``extensions.persistedQuery = {version: 1, sha256Hash}`` with no query; if the
+server knows the hash it runs that query, otherwise it answers
+PERSISTED_QUERY_NOT_FOUND and the client sends the query with its hash once,
+which the server checks and keeps. The short requests that follow fit in a GET
+URL, so CDNs and browsers can cache them.
+
+With ``ALPHANODE_PERSISTED_ONLY=1`` only registered operations run: the
+documents in a folder of ``.graphql`` files (the frontend's operations by
+default), by hash or by their exact text; nothing new is registered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+
+class PersistedQueryError(Exception):
+    """A persisted-query request that cannot be served (400)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class PersistedQueries:
+    """Known queries by hash: registered ones, and (unless allow-list only) those clients sent."""
+
+    def __init__(
+        self,
+        folder: Path | None = None,
+        *,
+        allow_list_only: bool = False,
+        redis: Any = None,
+        prefix: str = "alphanode:",
+        max_entries: int = 10_000,
+    ) -> None:
+        self.allow_list_only = allow_list_only
+        self.registered: dict[str, str] = {}
+        self.redis = redis
+        self.prefix = prefix
+        self.max_entries = max_entries
+        self._learned: OrderedDict[str, str] = OrderedDict()
+        if folder is not None:
+            for path in sorted(folder.glob("*.graphql")):
+                text = path.read_text(encoding="utf-8")
+                self.registered[sha256(text)] = text
+
+    async def resolve(self, query: str | None, extensions: dict[str, Any] | None) -> tuple[str | None, bool]:
+        """The query to run, and whether it came by hash; PersistedQueryError when it cannot run."""
+        persisted = (extensions or {}).get("persistedQuery")
+        if persisted is None:
+            if self.allow_list_only and query is not None and sha256(query) not in self.registered:
+                raise PersistedQueryError(
+                    "this server runs registered operations only: send a registered operation, or its sha256Hash "
+                    "in extensions.persistedQuery",
+                    "PERSISTED_QUERY_REQUIRED",
+                )
+            return query, False
+        if not isinstance(persisted, dict) or persisted.get("version") != 1:
+            raise PersistedQueryError("persistedQuery: only version 1 is supported", "PERSISTED_QUERY_VERSION")
+        digest = persisted.get("sha256Hash")
+        if not isinstance(digest, str) or len(digest) != 64:
+            raise PersistedQueryError("persistedQuery.sha256Hash must be 64 hexadecimal digits", "BAD_REQUEST")
+        digest = digest.lower()
+        if query is not None:
+            if sha256(query) != digest:
+                raise PersistedQueryError("persistedQuery.sha256Hash is not the sha256 of the query", "BAD_REQUEST")
+            if self.allow_list_only and digest not in self.registered:
+                raise PersistedQueryError(
+                    "this server runs registered operations only; this one is not registered",
+                    "PERSISTED_QUERY_REQUIRED",
+                )
+            await self._learn(digest, query)
+            return query, True
+        known = await self.lookup(digest)
+        if known is None:
+            raise PersistedQueryError("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
+        return known, True
+
+    async def lookup(self, digest: str) -> str | None:
+        found = self.registered.get(digest)
+        if found is not None or self.allow_list_only:
+            return found
+        found = self._learned.get(digest)
+        if found is None and self.redis is not None:
+            value = await self.redis.get(f"{self.prefix}pq:{digest}")
+            found = value.decode("utf-8") if value is not None else None
+        return found
+
+    async def _learn(self, digest: str, query: str) -> None:
+        if digest in self.registered or self.allow_list_only:
+            return
+        self._learned[digest] = query
+        self._learned.move_to_end(digest)
+        while len(self._learned) > self.max_entries:
+            self._learned.popitem(last=False)
+        if self.redis is not None:
+            await self.redis.set(f"{self.prefix}pq:{digest}", query.encode("utf-8"), ex=30 * 24 * 3600)

@@ -1,0 +1,115 @@
+"""What one running app holds: settings, schema, database pools, caches, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import models
+from graph.context import Writer
+from graph.executor import Executor
+from graph.limits import Limits
+from graph.schema import DOCUMENT_CACHE_SIZE, Schema, build_schema
+from loaders import ReadPool
+
+from .caching import MemoryCache, RedisCache, ResponseCache
+from .observe import Metrics
+from .persisted import PersistedQueries
+from .purging import Purger
+from .settings import Settings
+
+OPERATIONS_DIR = Path(__file__).parent / "operations"
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    schema: Schema
+    executor: Executor
+    limits: Limits
+    engine: AsyncEngine
+    pool: ReadPool
+    writer: Writer
+    cache: ResponseCache | None
+    purger: Purger | None
+    persisted: PersistedQueries
+    metrics: Metrics
+    redis: Any = None
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Services:
+        limits = Limits(
+            max_depth=settings.max_depth,
+            max_aliases=settings.max_aliases,
+            max_tokens=settings.max_tokens,
+            max_nodes=settings.max_nodes,
+        )
+        schema = build_schema(limits)
+        engine = models.create_engine(settings.database_url)
+        await models.create_all(engine)
+        pool = await ReadPool.open(settings.database_url, settings.read_pool_size)
+        redis: Any = None
+        if settings.redis_url:
+            from redis import asyncio as aioredis
+
+            redis = aioredis.from_url(settings.redis_url)
+        cache: ResponseCache | None = None
+        purger: Purger | None = None
+        if settings.cache:
+            cache = (
+                RedisCache(settings.redis_url, settings.redis_prefix)
+                if settings.redis_url
+                else MemoryCache(settings.cache_max_bytes)
+            )
+        if cache is not None or settings.purge_webhook:
+            purger = Purger(
+                engine,
+                cache if cache is not None else MemoryCache(0),
+                interval=settings.purge_interval,
+                webhook=settings.purge_webhook,
+            )
+            await purger.start()
+        writer = Writer(engine, pool, listeners=[_poll(purger)] if purger is not None else [])
+        persisted = PersistedQueries(
+            Path(settings.persisted_dir) if settings.persisted_dir else OPERATIONS_DIR,
+            allow_list_only=settings.persisted_only,
+            redis=redis,
+            prefix=settings.redis_prefix,
+        )
+        return cls(
+            settings=settings,
+            schema=schema,
+            executor=Executor(schema, cache_size=DOCUMENT_CACHE_SIZE, limits=limits),
+            limits=limits,
+            engine=engine,
+            pool=pool,
+            writer=writer,
+            cache=cache,
+            purger=purger,
+            persisted=persisted,
+            metrics=Metrics(),
+            redis=redis,
+        )
+
+    async def stop(self) -> None:
+        if self.purger is not None:
+            await self.purger.stop()
+        if self.cache is not None:
+            await self.cache.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.pool.close()
+        await self.engine.dispose()
+
+
+def _poll(purger: Purger | None) -> Any:
+    """After a write in this process, purge at once: the writer reads its own write."""
+
+    async def poll(_: Any) -> None:
+        if purger is not None:
+            await purger.poll()
+
+    return poll

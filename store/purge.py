@@ -1,0 +1,42 @@
+"""Cache keys of what a write changed, recorded in the write's own transaction.
+
+Keys name what a cached response depends on: ``p<id>`` for each post whose data
+it holds (its page, or its card in a list, or its place in another post's
+similar posts) and ``lists`` for anything that lists, counts or searches posts.
+A write records the keys of the posts it changed and ``lists``; a refresh of
+similar posts records the keys of the posts whose lists it rewrote. Server
+processes read the log to purge their caches; see ``server/purging.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, insert, select
+
+from models import PurgeLog, StoreVersion, table
+
+LISTS = "lists"
+
+purge_t = table(PurgeLog)
+version_t = table(StoreVersion)
+
+
+def post_key(post_id: int) -> str:
+    return f"p{post_id}"
+
+
+def keys_for(post_ids: Iterable[int], lists: bool) -> list[str]:
+    keys = [post_key(post_id) for post_id in sorted(set(post_ids))]
+    return [*keys, LISTS] if lists else keys
+
+
+def record(conn: Connection, post_ids: Iterable[int], *, lists: bool) -> list[str]:
+    """Log the keys a write changed, in its transaction; returns them."""
+    keys = keys_for(post_ids, lists)
+    if not keys:
+        return keys
+    version = conn.execute(select(version_t.c.version).where(version_t.c.id == 1)).scalar_one_or_none() or 0
+    conn.execute(insert(purge_t).values(version=version, keys=" ".join(keys), created_at=dt.datetime.now(dt.UTC)))
+    return keys
