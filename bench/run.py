@@ -76,7 +76,7 @@ from typing import Any
 
 import orjson
 
-from bench import load, stores, workload
+from bench import load, stores, workload, writes
 from loaders import ReadPool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,12 +148,14 @@ class Result:
     idle_memory: dict[str, dict[str, float]] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # operation -> why it was not measured
+    mixed: dict[str, Any] = field(default_factory=dict)  # the 95/5 read/write load with the cache
+    writes: dict[str, Any] = field(default_factory=dict)  # what an edit costs
 
-    def ratio(self, operation: str) -> float | None:
+    def ratio(self, operation: str, server: str = "graphql") -> float | None:
         found = {r.server: r.wrk.rps for r in self.rows if r.operation == operation}
-        if not found.get("handwritten") or "graphql" not in found:
+        if not found.get("handwritten") or server not in found:
             return None
-        return round(found["graphql"] / found["handwritten"], 3)
+        return round(found[server] / found["handwritten"], 3)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -169,6 +171,11 @@ class Result:
             "runs": [r.as_dict() for r in self.rows],
             "not_measured": self.failures,
             "graphql_over_handwritten_rps": {op: self.ratio(op) for op in workload.HANDWRITTEN_OPERATIONS},
+            "cached_over_handwritten_rps": {
+                op: self.ratio(op, "graphql-cached") for op in workload.HANDWRITTEN_OPERATIONS
+            },
+            "mixed": self.mixed,
+            "writes": self.writes,
         }
 
 
@@ -290,8 +297,9 @@ def bench_dialect(store: stores.Store, config: Config, result: Result) -> None:
     logs = config.work / "logs" / store.dialect
     expected: dict[str, list[bytes]] = {}
 
-    _say(f"[{store.dialect}] GraphQL API under load")
-    with load.serve(load.GRAPHQL_APP, store.url, logs / "graphql-server.log") as server:
+    _say(f"[{store.dialect}] GraphQL API under load, response cache off")
+    uncached = {"ALPHANODE_CACHE": "false"}
+    with load.serve(load.GRAPHQL_APP, store.url, logs / "graphql-server.log", env=uncached) as server:
         result.idle_memory["graphql"] = asdict(server.memory())
         for operation in payloads:
             expected[operation] = _send_all(server, operation, payloads[operation])
@@ -312,6 +320,61 @@ def bench_dialect(store: stores.Store, config: Config, result: Result) -> None:
             log = logs / f"handwritten-{operation}.txt"
             count = str(statements[operation])
             result.rows.append(_measure(server, "handwritten", operation, payloads[operation], count, config, log))
+
+    _say(f"[{store.dialect}] GraphQL API under load, response cache on")
+    with load.serve(load.GRAPHQL_APP, store.url, logs / "cached-server.log", env={"ALPHANODE_CACHE": "true"}) as server:
+        for operation in (op for op in workload.HANDWRITTEN_OPERATIONS if op in payloads):
+            log = logs / f"cached-{operation}.txt"
+            result.rows.append(
+                _measure(server, "graphql-cached", operation, payloads[operation], "0 (hits)", config, log)
+            )
+        if "PostPage" in payloads and "Listing" in payloads:
+            result.mixed = _mixed(server, store, payloads, config, logs)
+
+    _say(f"[{store.dialect}] what an edit costs")
+    result.writes = asyncio.run(writes.measure(store.url))
+    for name, figures in result.writes.items():
+        _say(f"  {name}: {figures['mean_ms']} ms mean, {figures['statements_mean']} statements")
+
+
+MIXED_READS, MIXED_WRITES = 95, 5
+
+
+def _mixed(
+    server: load.Server, store: stores.Store, payloads: dict[str, list[bytes]], config: Config, logs: Path
+) -> dict[str, Any]:
+    """95% reads of a popular set (20 post pages, 5 listing pages) and 5% writes (setStatus) on those posts."""
+    token = stores.editor_token(store)
+    popular = payloads["PostPage"][:20] + payloads["Listing"][:5]
+    ids = []
+    for body in payloads["PostPage"][:20]:
+        slug = orjson.loads(body)["variables"]["slug"]
+        _, answer = server.post(
+            orjson.dumps({"query": "query($s: String!) { post(slug: $s) { id } }", "variables": {"s": slug}})
+        )
+        ids.append(orjson.loads(answer)["data"]["post"]["id"])
+    mutation = "mutation($id: ID!, $s: String!) { setStatus(id: $id, status: $s) { __typename } }"
+    bodies: list[bytes] = []
+    tokens: list[str] = []
+    for n in range(MIXED_READS + MIXED_WRITES):
+        if n % 20 == 19:  # 5 writes in 100, spread out
+            status = "published" if (n // 20) % 2 else "reviewed"
+            bodies.append(orjson.dumps({"query": mutation, "variables": {"id": ids[n % len(ids)], "s": status}}))
+            tokens.append(token)
+        else:
+            bodies.append(popular[n % len(popular)])
+            tokens.append("")
+    script = load.write_lua(logs / "mixed.lua", bodies, tokens)
+    if config.warmup > 0:
+        load.run_wrk(server.url, script, config.warmup, config.connections, config.threads)
+    hits = load.metric(server, "alphanode_response_cache_total", 'result="hit"')
+    misses = load.metric(server, "alphanode_response_cache_total", 'result="miss"')
+    outcome = load.run_wrk(server.url, script, config.seconds, config.connections, config.threads, logs / "mixed.txt")
+    hits = load.metric(server, "alphanode_response_cache_total", 'result="hit"') - hits
+    misses = load.metric(server, "alphanode_response_cache_total", 'result="miss"') - misses
+    ratio = round(hits / (hits + misses), 3) if hits + misses else None
+    _say(f"  mixed 95/5: {outcome.rps:.1f} req/s, p99 {outcome.p99_ms:.2f} ms, cache hit ratio {ratio}")
+    return {"reads_per_100": MIXED_READS, "writes_per_100": MIXED_WRITES, "hit_ratio": ratio, **outcome.as_dict()}
 
 
 # -- report --------------------------------------------------------------------------
@@ -385,10 +448,30 @@ def markdown(result: Result) -> str:
     if result.failures:
         lines += ["", "**Not measured**, the API answers an error:", ""]
         lines += [f"- {operation}: {reason}" for operation, reason in result.failures.items()]
-    lines += ["", "**GraphQL req/s / hand-written req/s** (the headline):", ""]
+    lines += ["", "**GraphQL req/s / hand-written req/s** (the headline; the API's response cache off):", ""]
     for operation in workload.HANDWRITTEN_OPERATIONS:
         ratio = result.ratio(operation)
         lines.append(f"- {operation}: {'not measured' if ratio is None else f'{ratio:.2f}'}")
+    lines += ["", "**Cache hits / hand-written, uncached** (the API with its response cache on, warm):", ""]
+    for operation in workload.HANDWRITTEN_OPERATIONS:
+        ratio = result.ratio(operation, "graphql-cached")
+        lines.append(f"- {operation}: {'not measured' if ratio is None else f'{ratio:.2f}'}")
+    if result.mixed:
+        m = result.mixed
+        lines += [
+            "",
+            f"**Mixed load with the cache** ({m['reads_per_100']}% reads of 20 post pages and 5 listing pages, "
+            f"{m['writes_per_100']}% setStatus writes on those posts): {m['rps']:,.1f} req/s, "
+            f"p50 {m['p50_ms']:.2f} ms, p99 {m['p99_ms']:.2f} ms, cache hit ratio {m['hit_ratio']}, "
+            f"{m['errors']} errors",
+        ]
+    if result.writes:
+        lines += ["", "**What an edit costs** (in-process, the write transaction and the similar-posts refresh):", ""]
+        for name, w in result.writes.items():
+            lines.append(
+                f"- {name}: {w['mean_ms']} ms mean, {w['p50_ms']} ms median, {w['max_ms']} ms max over {w['edits']} "
+                f"edits; {w['statements_mean']} SQL statements ({w['statements_min']}..{w['statements_max']})"
+            )
     lines += ["", "**Same JSON**:", ""]
     for operation, check in result.checks.items():
         in_process, http = check["in_process"], check.get("http")

@@ -136,3 +136,12 @@ def import_corpus(store: Store, corpus: Path, expected: int) -> ImportTiming:
     if timing.created != expected or timing.rejected:
         raise RuntimeError(f"import into {store.url}: expected {expected} created, got {receipt}")
     return timing
+
+
+def editor_token(store: Store) -> str:
+    """A fresh editor token for the benchmark's writes (a new name each time: names of live tokens are unique)."""
+    name = f"bench-{time.time_ns()}"
+    done = run_cli("token", "create", "--name", name, "--role", "editor", "--database", store.url)
+    if done.returncode != 0:
+        raise RuntimeError(f"alphanode token create failed: {done.stderr}")
+    return done.stdout.strip().splitlines()[-1]

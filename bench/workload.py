@@ -26,15 +26,17 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import orjson
 
 from bench import handwritten
-from graph.schema import schema
+from graph.schema import executor, schema
 from loaders import ReadPool, RequestDb, Row, batch
 from loaders.posts import STOP_WORDS
 from server.graphql_http import GraphQLParams, execute
+from server.services import Services
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATIONS_DIR = ROOT / "server" / "operations"
@@ -118,6 +120,8 @@ class InProcess:
 
     def __init__(self, pool: ReadPool) -> None:
         self.pool = pool
+        # What execute() uses of a running app, without its caches: every body reaches the store.
+        self.services = cast(Services, SimpleNamespace(executor=executor, schema=schema, pool=pool, writer=None))
         self.statements: list[str] = []
         pool.hooks.append(self.statements.append)
         self._capture = _Capture()
@@ -134,7 +138,7 @@ class InProcess:
         self.statements.clear()
         self._capture.causes.clear()
         params = GraphQLParams(request["query"], request["variables"], request["operationName"], None)
-        result = await execute(schema, self.pool, params, "POST")
+        result = await execute(self.services, params, "POST")
         if result.errors or result.data is None:
             messages = [e.message for e in result.errors or []] + self._capture.causes
             text = " ".join("; ".join(messages).split())  # one line, for the report
