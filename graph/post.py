@@ -350,6 +350,8 @@ async def post_similar_posts(posts: list[Post], info: Info, first: int = 5) -> l
     if first == 0:
         return [[] for _ in posts]
     rows = await info.context.loaders.similar.load_all([p.pk for p in posts])
+    for group in rows:
+        info.context.db.note_posts(group[:first])  # what the response shows: its cache keys
     return [
         [
             SimilarPost(

@@ -153,11 +153,11 @@ async def entities_by_post_id(db: RequestDb, keys: Sequence[int]) -> list[list[R
 
 
 async def similar_by_post_id(db: RequestDb, keys: Sequence[int]) -> list[list[Row]]:
-    """Each post's stored similar posts, best first, with the similar post's own row."""
-    groups = await _grouped(db, _SIMILAR, keys)
-    for rows in groups:
-        db.note_posts(rows)
-    return groups
+    """Each post's stored similar posts, best first, with the similar post's own row.
+
+    The caller notes the ones it shows (``RequestDb.note_posts``): fewer than are stored.
+    """
+    return await _grouped(db, _SIMILAR, keys)
 
 
 async def _texts(db: RequestDb, statement: Sql, keys: Sequence[int]) -> list[list[str]]:

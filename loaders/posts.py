@@ -310,9 +310,9 @@ async def page(
         )
     rows = await db.fetch(q.text(text), q.params)
     db.lists_seen = True
-    db.note_posts(rows)
     more = len(rows) > size
-    rows = rows[:size]
+    rows = rows[:size]  # the one more read only tells whether a next page exists
+    db.note_posts(rows)
     if not forward:
         rows.reverse()
     highlights: list[str | None] = [None] * len(rows)

@@ -118,12 +118,45 @@ class MemoryCache:
         return len(self._entries)
 
 
+# KEYS: the entry, then each surrogate key's purge mark, then each surrogate key's set.
+# ARGV: started_at, ttl, body, etag, keys, media type, the entry's cache key.
+_PUT = """
+local n = (#KEYS - 1) / 2
+for i = 2, n + 1 do
+  local purged = redis.call('GET', KEYS[i])
+  if purged and tonumber(purged) > tonumber(ARGV[1]) then return 0 end
+end
+redis.call('HSET', KEYS[1], 'body', ARGV[3], 'etag', ARGV[4], 'keys', ARGV[5], 'media_type', ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+for i = n + 2, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[7])
+  redis.call('EXPIRE', KEYS[i], ARGV[2])
+end
+return 1
+"""
+# KEYS: pairs of (a surrogate key's set, its purge mark). ARGV: generation, ttl, the entries' prefix.
+_PURGE = """
+local dropped = 0
+for i = 1, #KEYS, 2 do
+  for _, member in ipairs(redis.call('SMEMBERS', KEYS[i])) do
+    dropped = dropped + redis.call('DEL', ARGV[3] .. member)
+  end
+  redis.call('DEL', KEYS[i])
+  local mark = tonumber(redis.call('GET', KEYS[i + 1]) or '0')
+  if tonumber(ARGV[1]) > mark then redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', ARGV[2]) end
+end
+return dropped
+"""
+
+
 class RedisCache:
     """One cache for every process and instance, in Redis.
 
     ``<prefix>r:<key>`` holds an entry (a hash, with a time to live as a safety net),
     ``<prefix>k:<surrogate>`` the entries that carry a surrogate key, ``<prefix>g:<surrogate>``
-    the generation of the key's last purge.
+    the generation of the key's last purge. Storing and purging are each one Lua script, so
+    a purge never lands between an entry's check and its write. (The scripts touch keys they
+    compute, which a Redis Cluster would refuse: use a single Redis, or a replicated one.)
     """
 
     def __init__(self, url: str, prefix: str = "alphanode:", ttl_seconds: int = 3600) -> None:
@@ -133,6 +166,8 @@ class RedisCache:
         self.prefix = prefix
         self.ttl = ttl_seconds
         self.generation = 0
+        self._put = self.redis.register_script(_PUT)
+        self._purge = self.redis.register_script(_PURGE)
 
     async def get(self, key: str) -> Entry | None:
         found = await self.redis.hgetall(self.prefix + "r:" + key)
@@ -146,53 +181,25 @@ class RedisCache:
         )
 
     async def put(self, key: str, entry: Entry, started_at: int) -> bool:
-        purged = await self.redis.mget([self.prefix + "g:" + k for k in entry.keys]) if entry.keys else []
-        if any(int(g) > started_at for g in purged if g is not None):
-            return False
-        name = self.prefix + "r:" + key
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                name,
-                mapping={
-                    "body": entry.body,
-                    "etag": entry.etag,
-                    "keys": " ".join(entry.keys),
-                    "media_type": entry.media_type,
-                },
-            )
-            pipe.expire(name, self.ttl)
-            for surrogate in entry.keys:
-                pipe.sadd(self.prefix + "k:" + surrogate, key)
-                pipe.expire(self.prefix + "k:" + surrogate, self.ttl)
-            await pipe.execute()
-        return True
+        # One script: the check against later purges and the write happen atomically.
+        names = [self.prefix + "r:" + key]
+        names += [self.prefix + "g:" + k for k in entry.keys]
+        names += [self.prefix + "k:" + k for k in entry.keys]
+        stored = await self._put(
+            keys=names,
+            args=[started_at, self.ttl, entry.body, entry.etag, " ".join(entry.keys), entry.media_type, key],
+        )
+        return bool(stored)
 
     async def purge(self, keys: Iterable[str], generation: int) -> int:
-        keys = list(keys)
-        if not keys:
+        names = []
+        for surrogate in keys:
+            names += [self.prefix + "k:" + surrogate, self.prefix + "g:" + surrogate]
+        if not names:
             return 0
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for surrogate in keys:
-                pipe.smembers(self.prefix + "k:" + surrogate)
-            members = await pipe.execute()
-        names = {self.prefix + "r:" + m.decode() for group in members for m in group}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for surrogate in keys:
-                pipe.delete(self.prefix + "k:" + surrogate)
-                # Remember the purge (max with any earlier one), for responses still being computed.
-                pipe.eval(
-                    "local v = tonumber(redis.call('GET', KEYS[1]) or '0') "
-                    "if tonumber(ARGV[1]) > v then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end",
-                    1,
-                    self.prefix + "g:" + surrogate,
-                    generation,
-                    self.ttl,
-                )
-            if names:
-                pipe.delete(*names)
-            await pipe.execute()
+        dropped = int(await self._purge(keys=names, args=[generation, self.ttl, self.prefix + "r:"]))
         self.generation = max(self.generation, generation)
-        return len(names)
+        return dropped
 
     async def clear(self) -> None:
         """Remove every key under the prefix (tests, and operators resetting a cache)."""

@@ -205,9 +205,14 @@ def write_batch(
         outcomes += [Outcome(item.name, item.source_id, "created", ids[item.source_id]) for item, _ in created]
     if updated:
         values = []
+        old_terms = _terms_of(conn, [post_id for _, _, post_id in updated])
         for item, rows, post_id in updated:
             changes = {k: v for k, v in rows.post.items() if k != "created_at"}
-            values.append(dict(changes, similar_state=2, _id=post_id))
+            # Similar posts depend on terms only: an edit that keeps them (a status, a title, a
+            # score) leaves every similar-posts list as it is, and needs no refresh.
+            old = old_terms.get(post_id)
+            state = old[0] if old is not None and old[1:] == _new_terms(rows) else 2
+            values.append(dict(changes, similar_state=state, _id=post_id))
             ids[item.source_id] = post_id
         conn.execute(update(post_t).where(post_t.c.id == bindparam("_id")), values)
         updated_ids = [post_id for _, _, post_id in updated]
@@ -253,6 +258,46 @@ def bump_store_version(conn: Connection) -> None:
         id=1, version=1
     )
     conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"version": version_t.c.version + 1}))
+
+
+Terms = tuple[int, str, frozenset[str], frozenset[str], frozenset[tuple[str, str]]]
+
+
+def _terms_of(conn: Connection, post_ids: list[int]) -> dict[int, Terms]:
+    """Each post's similar-posts state and terms as stored: topic, stack, tools, entities."""
+    found: dict[int, tuple[int, str, set[str], set[str], set[tuple[str, str]]]] = {}
+    for part in chunks(post_ids):
+        for post_id, state, topic in conn.execute(
+            select(post_t.c.id, post_t.c.similar_state, post_t.c.topic).where(post_t.c.id.in_(part))
+        ):
+            found[post_id] = (state, topic, set(), set(), set())
+        for post_id, name in conn.execute(
+            select(post_stack_t.c.post_id, stack_t.c.name)
+            .join(stack_t, stack_t.c.id == post_stack_t.c.term_id)
+            .where(post_stack_t.c.post_id.in_(part))
+        ):
+            found[post_id][2].add(name)
+        for post_id, name in conn.execute(
+            select(post_tool_t.c.post_id, tool_t.c.name)
+            .join(tool_t, tool_t.c.id == post_tool_t.c.tool_id)
+            .where(post_tool_t.c.post_id.in_(part))
+        ):
+            found[post_id][3].add(name)
+        for post_id, name, type_ in conn.execute(
+            select(post_entity_t.c.post_id, entity_t.c.name, entity_t.c.type)
+            .join(entity_t, entity_t.c.id == post_entity_t.c.entity_id)
+            .where(post_entity_t.c.post_id.in_(part))
+        ):
+            found[post_id][4].add((name, type_))
+    return {
+        post_id: (state, topic, frozenset(stack), frozenset(tools), frozenset(entities))
+        for post_id, (state, topic, stack, tools, entities) in found.items()
+    }
+
+
+def _new_terms(rows: PostRows) -> tuple[str, frozenset[str], frozenset[str], frozenset[tuple[str, str]]]:
+    """The terms a document brings, shaped like ``_terms_of``'s without the state."""
+    return (rows.post["topic"], frozenset(rows.stack), frozenset(rows.tools), frozenset(rows.entities))
 
 
 def _insert_numbered(conn: Connection, posts: list[PostRows]) -> dict[str, int]:
