@@ -10,8 +10,7 @@ import strawberry
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from loaders import Loaders, ReadPool, RequestDb, Row
-from loaders.batch import posts_by_id
+from loaders import Loaders, ReadPool, RequestDb
 
 from .auth import Viewer
 
@@ -52,16 +51,6 @@ class Writer:
         post = table(Post)
         async with self.engine.connect() as conn:
             return await conn.scalar(select(post.c.id).where(post.c.source_id == source_id))
-
-    async def post_row(self, post_id: int) -> Row:
-        """The post's row as committed, archived or not."""
-        db = RequestDb(self.pool, include_archived=True)
-        try:
-            (row,) = await posts_by_id(db, [post_id])
-        finally:
-            await db.close()
-        assert row is not None
-        return row
 
 
 @dataclass(slots=True)

@@ -160,9 +160,10 @@ class Executor:
         """The parsed document (cached), or None when the text does not parse."""
         return self._parsed(query).document
 
-    def parsed(self, query: str) -> _Document:
-        """The parse and validation of a query text, cached: document, errors, their durations."""
-        return self._parsed(query)
+    def parsed(self, query: str) -> tuple[_Document, bool]:
+        """The parse and validation of a query text (cached), and whether this call made them."""
+        fresh = query not in self._documents
+        return self._parsed(query), fresh
 
     def _parsed(self, query: str) -> _Document:
         entry = self._documents.get(query)

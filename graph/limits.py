@@ -42,6 +42,7 @@ from graphql import (
     ValidationContext,
     VariableNode,
     get_named_type,
+    value_from_ast_untyped,
 )
 
 LIMIT_CODES = frozenset({"QUERY_TOO_DEEP", "TOO_MANY_ALIASES", "QUERY_TOO_COMPLEX", "TOO_MANY_TOKENS"})
@@ -111,7 +112,10 @@ def _depth(selection_set: SelectionSetNode | None, fragments: dict[str, Any], le
     deepest = level
     for selection in selection_set.selections:
         if isinstance(selection, FieldNode):
-            deepest = max(deepest, _depth(selection.selection_set, fragments, level + 1, seen))
+            # ``__Type.ofType`` unwraps a list or non-null type: one object, never a list, so it adds
+            # no level (GraphiQL's introspection query nests it 7 deep to reach a named type).
+            step = 0 if selection.name.value == "ofType" else 1
+            deepest = max(deepest, _depth(selection.selection_set, fragments, level + step, seen))
         elif isinstance(selection, InlineFragmentNode):
             deepest = max(deepest, _depth(selection.selection_set, fragments, level, seen))
         elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
@@ -183,9 +187,14 @@ def _argument(node: FieldNode, name: str, variables: dict[str, Any], default: in
 def count_nodes(
     schema: GraphQLSchema, operation: OperationDefinitionNode, fragments: dict[str, Any], variables: dict[str, Any]
 ) -> int:
-    """How many nodes an operation may return with these variables."""
+    """How many nodes an operation may return with these variables (and the defaults of those not given)."""
+    given = dict(variables)
+    for definition in operation.variable_definitions or ():
+        name = definition.variable.name.value
+        if name not in given and definition.default_value is not None:
+            given[name] = value_from_ast_untyped(definition.default_value)
     root = schema.get_root_type(operation.operation)
-    return _nodes(schema, root, operation.selection_set, fragments, variables, frozenset())
+    return _nodes(schema, root, operation.selection_set, fragments, given, frozenset())
 
 
 def check_nodes(

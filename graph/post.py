@@ -39,7 +39,10 @@ def _datetime(value: Any) -> dt.datetime | None:
 @strawberry.type(description="One version of a post: who wrote it, when and why.")
 class PostRevision:
     number: int = strawberry.field(description="The version's number, from 1 for the first.")
-    author: str = strawberry.field(description="Who wrote it: the token's name, or `import` for the command line.")
+    author: str = strawberry.field(
+        description="Who wrote it: the token's name, `import` for the command-line importer, or the author a "
+        "command-line rollback names."
+    )
     created_at: dt.datetime = strawberry.field(description="When it was written (UTC).")
     reason: str = strawberry.field(description="Why: created, imported, updated, archived, rolled back to 3, ...")
     content_hash: str = strawberry.field(description="sha256 of this version's page text.")

@@ -76,6 +76,9 @@ async def _posts_by(db: RequestDb, column: str, keys: Sequence[Any]) -> list[Row
     rows = await db.fetch(_POSTS_BY[(column, db.include_archived)], (keys_param(db.dialect, keys),))
     db.note_posts(rows)
     found = {row[column]: row for row in rows}
+    if len(found) < len(set(keys)):
+        # A miss ("no such post") changes when any post is written: it depends on them all.
+        db.lists_seen = True
     return [found.get(key) for key in keys]
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from graphql import DocumentNode, FragmentDefinitionNode, GraphQLError, OperationDefinitionNode
+from graphql import DocumentNode, FragmentDefinitionNode, GraphQLError, GraphQLSyntaxError, OperationDefinitionNode
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.exceptions import MissingQueryError
@@ -65,17 +65,63 @@ class GraphQLParams:
     extensions: dict[str, Any] | None
 
 
-def response_media_type(request: Request) -> str:
-    """``application/graphql-response+json`` if the client accepts it, else ``application/json``."""
-    accept = request.headers.get("accept", "")
-    if GRAPHQL_RESPONSE in accept:
+def _media_type_parameters(value: str) -> tuple[str, dict[str, str]]:
+    """``type/subtype`` (lower case) and its parameters (names lower case, values unquoted)."""
+    media_type, *parameters = value.split(";")
+    params: dict[str, str] = {}
+    for parameter in parameters:
+        name, _, param_value = parameter.partition("=")
+        params[name.strip().lower()] = param_value.strip().strip('"')
+    return media_type.strip().lower(), params
+
+
+def _utf8(params: dict[str, str]) -> bool:
+    """No charset, or UTF-8: the only encoding this endpoint reads and writes."""
+    return params.get("charset", "utf-8").lower() in ("utf-8", "utf8")
+
+
+def response_media_type(request: Request) -> str | None:
+    """The response's media type by the ``Accept`` header; None when it accepts neither (406).
+
+    ``application/graphql-response+json`` when the client names it with a quality at least that of
+    ``application/json``; ``application/json`` when the client sends no ``Accept``, only wildcards
+    (``*/*``, ``application/*``) or prefers it. Media types are compared without regard to case, the
+    most specific range decides a type's quality (``q=0`` refuses it) and a charset other than UTF-8
+    matches nothing.
+    """
+    accept = request.headers.get("accept", "").strip()
+    if not accept:
+        return JSON
+    # For each type we answer in: (specificity of the best matching range, its quality).
+    best = {GRAPHQL_RESPONSE: (0, 0.0), JSON: (0, 0.0)}
+    for media_range in accept.split(","):
+        media_type, params = _media_type_parameters(media_range)
+        if not media_type or not _utf8(params):
+            continue
+        try:
+            quality = min(max(float(params.get("q", "1")), 0.0), 1.0)
+        except ValueError:
+            quality = 1.0
+        for candidate, (specificity, _) in best.items():
+            match = {candidate: 3, "application/*": 2, "*/*": 1}.get(media_type, 0)
+            if match > specificity:
+                best[candidate] = (match, quality)
+    (graphql_match, graphql_q), (_, json_q) = best[GRAPHQL_RESPONSE], best[JSON]
+    if graphql_match == 3 and graphql_q > 0 and graphql_q >= json_q:
         return GRAPHQL_RESPONSE
-    return JSON
+    if json_q > 0:
+        return JSON
+    return GRAPHQL_RESPONSE if graphql_q > 0 else None
+
+
+def http_method(request: Request) -> str:
+    """The request's method, HEAD answered as GET (the server leaves out the body)."""
+    return "GET" if request.method == "HEAD" else request.method
 
 
 def wants_graphiql(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return request.method == "GET" and "text/html" in accept and "query" not in request.query_params
+    accept = request.headers.get("accept", "").lower()
+    return http_method(request) == "GET" and "text/html" in accept and "query" not in request.query_params
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -108,9 +154,10 @@ def _params(data: Mapping[str, Any], *, from_query_string: bool) -> GraphQLParam
             raise RequestError(400, "variables must be a JSON object") from None
     if variables is not None and not isinstance(variables, dict):
         raise RequestError(400, "variables must be a JSON object")
-    operation_name = data.get("operationName") or None
+    operation_name = data.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise RequestError(400, "operationName must be a string")
+    operation_name = operation_name or None  # the empty string is no operation name
     extensions = data.get("extensions")
     if from_query_string and isinstance(extensions, str):
         try:
@@ -123,13 +170,15 @@ def _params(data: Mapping[str, Any], *, from_query_string: bool) -> GraphQLParam
 
 
 async def parse_request(request: Request, max_body: int) -> GraphQLParams:
-    if request.method == "GET":
+    if http_method(request) == "GET":
         return _params(request.query_params, from_query_string=True)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type, content_params = _media_type_parameters(request.headers.get("content-type", ""))
     if content_type != JSON:
         raise RequestError(
             415, "send the request as application/json (or use GET for queries)", "UNSUPPORTED_MEDIA_TYPE"
         )
+    if not _utf8(content_params):
+        raise RequestError(415, "send the request body as UTF-8 (charset=utf-8)", "UNSUPPORTED_MEDIA_TYPE")
     body = await read_body(request, max_body)
     try:
         data = orjson.loads(body)
@@ -145,7 +194,19 @@ async def parse_request(request: Request, max_body: int) -> GraphQLParams:
 
 
 def format_error(error: GraphQLError) -> dict[str, Any]:
-    formatted: dict[str, Any] = error.formatted  # type: ignore[assignment]
+    """The error as JSON, always with ``extensions.code`` saying what kind of error it is."""
+    formatted: dict[str, Any] = dict(error.formatted)
+    extensions = dict(formatted.get("extensions") or {})
+    if "code" not in extensions:
+        if isinstance(error, GraphQLSyntaxError):
+            extensions["code"] = "GRAPHQL_PARSE_FAILED"
+        elif error.message.startswith("Variable "):
+            extensions["code"] = "BAD_USER_INPUT"  # a variable that does not coerce to its type
+        elif error.path is None:
+            extensions["code"] = "GRAPHQL_VALIDATION_FAILED"
+        else:
+            extensions["code"] = "INTERNAL_SERVER_ERROR"
+        formatted["extensions"] = extensions
     return formatted
 
 
@@ -203,6 +264,7 @@ async def execute(
     stats = stats or RequestStats()
     executor = services.executor
     db = RequestDb(services.pool)
+    context: Context | None = None
     started = time.perf_counter()
     try:
         try:
@@ -235,7 +297,9 @@ async def execute(
         raise RequestError(400, "the request has no query") from None
     except CannotGetOperationTypeError as exc:
         raise RequestError(400, f"the document has no operation named {params.operation_name!r}") from exc
-    except InvalidOperationTypeError:
+    except InvalidOperationTypeError as exc:
+        if exc.operation_type is not OperationType.MUTATION:  # a subscription, over GET or POST
+            raise RequestError(400, "subscriptions are not served over HTTP") from None
         raise RequestError(
             405, "mutations are only accepted over POST", "METHOD_NOT_ALLOWED", {"Allow": "POST"}
         ) from None
@@ -243,6 +307,9 @@ async def execute(
         stats.execute += time.perf_counter() - started
         _account(stats, db)
         await db.close()
+        if context is not None and context.db is not db:  # a mutation read its result afresh
+            _account(stats, context.db)
+            await context.db.close()
 
 
 def _account(stats: RequestStats, db: RequestDb) -> None:
@@ -289,11 +356,24 @@ async def graphql_endpoint(request: Request) -> Response:
     stats = RequestStats()
     if wants_graphiql(request):
         return await graphiql_page(request, services)
-    media_type = response_media_type(request)
+    method = http_method(request)
+    headers: dict[str, str] = {"Vary": "Accept, Authorization"} if method == "GET" else {}
+    response: Response
+    negotiated = response_media_type(request)
+    if negotiated is None:
+        stats.error_code = "NOT_ACCEPTABLE"
+        message = f"this endpoint answers {GRAPHQL_RESPONSE} or {JSON}: accept one of them"
+        response = JSONResponse(
+            error_body(message, "NOT_ACCEPTABLE"),
+            status_code=406,
+            headers={**headers, "Cache-Control": "no-store"},
+            media_type=f"{JSON}; charset=utf-8",
+        )
+        return _finish(request, response, stats, services)
+    media_type = negotiated
+    content_type = f"{media_type}; charset=utf-8"  # the spec: SHOULD name the encoding
     authorization = request.headers.get("authorization")
     credentials = authorization is not None
-    headers: dict[str, str] = {"Vary": "Accept, Authorization"} if request.method == "GET" else {}
-    response: Response
     try:
         params = await parse_request(request, settings.max_body_bytes)
         query, by_hash = await services.persisted.resolve(params.query, params.extensions)
@@ -307,15 +387,13 @@ async def graphql_endpoint(request: Request) -> Response:
             entry = await cache.get(key)
             if entry is not None:
                 stats.cache = "hit"
-                response = _respond(request, entry.body, media_type, entry.etag, entry.keys, settings, True, headers)
+                response = _respond(request, entry.body, content_type, entry.etag, entry.keys, settings, True, headers)
                 return _finish(request, response, stats, services)
             stats.cache = "miss"
         started_at = cache.generation if cache is not None else 0
         try:
             async with asyncio.timeout(settings.request_timeout):
-                result = await execute(
-                    services, params, request.method, request, authorization=authorization, stats=stats
-                )
+                result = await execute(services, params, method, request, authorization=authorization, stats=stats)
         except TimeoutError:
             raise RequestError(
                 400, f"the operation ran longer than the limit of {settings.request_timeout:g} s", "TIMEOUT"
@@ -326,7 +404,7 @@ async def graphql_endpoint(request: Request) -> Response:
         request_error = is_request_error(result)
         if request_error:
             status = 400 if media_type == GRAPHQL_RESPONSE or _limit_error(result) else 200
-            response = JSONResponse.raw(body, status, media_type, {**headers, "Cache-Control": "no-store"})
+            response = JSONResponse.raw(body, status, content_type, {**headers, "Cache-Control": "no-store"})
             stats.error_code = _first_code(result)
             return _finish(request, response, stats, services)
         ok = not result.errors
@@ -336,14 +414,14 @@ async def graphql_endpoint(request: Request) -> Response:
             await cache.put(key, Entry(body, etag, keys, media_type), started_at)
         if not ok:
             stats.error_code = _first_code(result)
-        response = _respond(request, body, media_type, etag, keys, settings, ok and cacheable, headers, credentials)
+        response = _respond(request, body, content_type, etag, keys, settings, ok and cacheable, headers, credentials)
     except RequestError as exc:
         stats.error_code = exc.code
         response = JSONResponse(
             error_body(exc.message, exc.code),
             status_code=exc.status,
             headers={**headers, **exc.headers, "Cache-Control": "no-store"},
-            media_type=media_type,
+            media_type=content_type,
         )
     except PersistedQueryError as exc:
         stats.error_code = exc.code
@@ -352,7 +430,7 @@ async def graphql_endpoint(request: Request) -> Response:
             error_body(exc.message, exc.code),
             status_code=status,
             headers={**headers, "Cache-Control": "no-store"},
-            media_type=media_type,
+            media_type=content_type,
         )
     except GraphQLError as exc:  # a limit checked with the variables
         stats.error_code = (exc.extensions or {}).get("code")
@@ -360,7 +438,7 @@ async def graphql_endpoint(request: Request) -> Response:
             {"errors": [format_error(exc)]},
             status_code=400,
             headers={**headers, "Cache-Control": "no-store"},
-            media_type=media_type,
+            media_type=content_type,
         )
     return _finish(request, response, stats, services)
 
@@ -369,9 +447,10 @@ def _operation(services: Services, params: GraphQLParams, stats: RequestStats) -
     """The operation about to run (None when the text does not parse); checks its size with the variables."""
     if params.query is None:
         return None
-    parsed = services.executor.parsed(params.query)
-    stats.parse, stats.validate = parsed.parse_seconds, parsed.validate_seconds
-    if parsed.parse_error is not None and "tokens" in parsed.parse_error.message:
+    parsed, fresh = services.executor.parsed(params.query)
+    if fresh:  # this request parsed and validated the text; later ones reuse what it did
+        stats.parse, stats.validate = parsed.parse_seconds, parsed.validate_seconds
+    if parsed.parse_error is not None and "Document contains more than" in parsed.parse_error.message:
         raise GraphQLError(
             f"the document has more than {services.limits.max_tokens:,} tokens",
             extensions={"code": "TOO_MANY_TOKENS", "limit": services.limits.max_tokens},
@@ -400,11 +479,11 @@ def _respond(
     headers = {
         **headers,
         "ETag": etag,
-        "Cache-Control": _cache_control(settings, request.method, credentials, cacheable),
+        "Cache-Control": _cache_control(settings, http_method(request), credentials, cacheable),
     }
     if keys:
         headers["Surrogate-Key"] = " ".join(keys)
-    if request.method == "GET" and cacheable and etag in _if_none_match(request):
+    if http_method(request) == "GET" and cacheable and _not_modified(request, etag):
         return Response(status_code=304, headers=headers)
     return JSONResponse.raw(body, 200, media_type, headers)
 
@@ -412,6 +491,12 @@ def _respond(
 def _if_none_match(request: Request) -> set[str]:
     value = request.headers.get("if-none-match", "")
     return {part.strip().removeprefix("W/") for part in value.split(",") if part.strip()}
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    """A conditional GET whose If-None-Match names this ETag, or ``*`` (RFC 9110, 13.1.2)."""
+    tags = _if_none_match(request)
+    return etag in tags or "*" in tags
 
 
 def _first_code(result: ExecutionResult) -> str | None:

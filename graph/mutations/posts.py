@@ -13,11 +13,12 @@ from typing import Annotated, Any, TypeVar
 import strawberry
 
 from documents import DocumentError, parse
+from loaders import Loaders, RequestDb
 from store import edit
 from store.importer import import_sources, text_source
 
 from ..auth import require_editor
-from ..context import Info, Writer
+from ..context import Info, Writer, WriteReport
 from ..errors import ApiError
 from ..node import decode_id
 from ..post import Post
@@ -60,8 +61,17 @@ async def _saved(info: Info, saved: edit.Saved) -> PostSaved:
 
 
 async def _load_post(info: Info, post_id: int) -> Post:
-    """The post as written, read from the store after the edit's transaction committed."""
-    row = await _writer(info).post_row(post_id)
+    """The post as written: read, with all it holds, in a snapshot taken after the edit committed.
+
+    The request's first snapshot began before the write (at the token's look-up), so the
+    context gets a new database handle and loaders; the old handle's snapshot ends here.
+    """
+    context = info.context
+    await context.db.close()
+    context.db = RequestDb(context.db.pool, include_archived=True)  # an editor's: archived posts too
+    context.loaders = Loaders.create(context.db)
+    row = await context.loaders.post_by_id.load(post_id)
+    assert row is not None
     return Post.from_row(row)
 
 
@@ -107,9 +117,11 @@ class Mutation:
         receipt = await import_sources(
             _writer(info).engine, [text_source(f"importDocument by {viewer.name}", text)], author=viewer.name
         )
+        post_id = await _writer(info).post_id(document.source_id)
+        # This process's cache is purged before the answer, like after any other mutation.
+        await _writer(info).notify(WriteReport(() if post_id is None else (post_id,)))
         if receipt.rejected:
             return Conflict(message="; ".join((o.error or "").split(": ", 1)[-1] for o in receipt.rejected))
-        post_id = await _writer(info).post_id(document.source_id)
         return ImportReceipt(
             created=receipt.created,
             updated=receipt.updated,

@@ -1,0 +1,56 @@
+"""The real server for tests that speak to it from another program: ``alphanode serve`` under uvicorn.
+
+``live_server(folder)`` imports the seed document into a new SQLite store in ``folder``,
+serves it on a free loopback port and yields the base URL (``http://127.0.0.1:PORT``); on
+leaving, it stops the server with SIGTERM. The GraphQL-over-HTTP audit and the browser test
+of GraphiQL use it.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.conftest import ROOT, SEED_DOCUMENT
+from tests.server.test_uvicorn import SHUTDOWN_TIMEOUT, free_port, wait_until_healthy
+
+
+@contextmanager
+def live_server(folder: Path) -> Iterator[str]:
+    url = f"sqlite:///{folder / 'store.db'}"
+    imported = subprocess.run(
+        [sys.executable, "-m", "server.cli", "import", "--quiet", "--database", url, str(SEED_DOCUMENT)],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr.decode()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = folder / "server.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--database", url],
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        health = wait_until_healthy(base, server)
+        assert health.status_code == 200, log.read_text()
+        yield base
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=SHUTDOWN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=SHUTDOWN_TIMEOUT)
+    text = log.read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in text, text
