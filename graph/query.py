@@ -13,6 +13,7 @@ from .filters import OrderArg, SearchArg, WhereArg, to_ordering, to_selection
 from .node import Node, decode_id
 from .pagination import AfterArg, BeforeArg, FirstArg, LastArg, PostConnection, post_connection
 from .post import Post
+from .receipts import MAX_RECEIPTS, ImportReceiptEntry, import_receipts
 from .vocabulary import (
     EntityDetail,
     EntityTermConnection,
@@ -108,6 +109,14 @@ class Query:
         type: Annotated[str, strawberry.argument(description="The entity's type.")],
     ) -> EntityDetail | None:
         return await entity_detail(info, name, type)
+
+    @strawberry.field(description="What the latest imports did, newest first. Editors only.")
+    async def import_receipts(
+        self,
+        info: Info,
+        first: Annotated[int, strawberry.argument(description=f"How many receipts, 1..{MAX_RECEIPTS}.")] = 20,
+    ) -> list[ImportReceiptEntry]:
+        return await import_receipts(info, first)
 
     @strawberry.field(description="Any object by its global ID; null if it does not exist.")
     async def node(
