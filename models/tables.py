@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Table, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Table, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from . import base  # noqa: F401  (the naming convention, before any table)
@@ -34,7 +34,18 @@ class Post(SQLModel, table=True):
     __tablename__ = "post"
     # Keyset pages walk (sort key, id); the title and last-review orders are expression
     # indexes per dialect, made by the migrations (see migrations/versions/0001).
-    __table_args__ = tuple(Index(f"ix_post_{key}_id", key, "id") for key in SORT_COLUMNS)
+    __table_args__ = (
+        *(Index(f"ix_post_{key}_id", key, "id") for key in SORT_COLUMNS),
+        # Partial: only archived posts are in it. Readers ask for `archived_at IS NULL`, which
+        # matches nearly every post; a full index on it lured SQLite's planner away from the
+        # selective ones (a slug lookup scanned the whole table).
+        Index(
+            "ix_post_archived_at",
+            "archived_at",
+            sqlite_where=text("archived_at IS NOT NULL"),
+            postgresql_where=text("archived_at IS NOT NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source_id: str = Field(unique=True, description="payload source id, the import key")
@@ -77,7 +88,7 @@ class Post(SQLModel, table=True):
     # Bookkeeping.
     content_hash: str = Field(description="sha256 of the imported page text")
     archived_at: dt.datetime | None = Field(
-        default=None, index=True, description="when an editor archived the post; readers never see archived posts"
+        default=None, description="when an editor archived the post; readers never see archived posts"
     )
     similar_state: int = Field(
         default=0,

@@ -54,6 +54,26 @@ async def test_reimport_reports_unchanged_and_changes_nothing(engine: AsyncEngin
         assert (await conn.execute(select(table(Post).c.id, table(Post).c.updated_at))).all() == stamps
 
 
+async def test_an_import_changing_a_tenth_of_the_store_refreshes_the_planner_statistics(
+    engine: AsyncEngine, corpus: Path, dialect: str
+) -> None:
+    # Given an empty store, when 81 documents are imported: all of the store changed.
+    sources, _ = collect_sources([str(corpus)])
+    first = await import_sources(engine, sources)
+    # Then the planner's statistics were refreshed.
+    assert first.analyzed
+    if dialect == "sqlite":
+        async with engine.connect() as conn:
+            analyzed = (await conn.execute(text("SELECT DISTINCT tbl FROM sqlite_stat1"))).scalars().all()
+        assert {"post", "post_entity", "post_stack", "similar_post"} <= set(analyzed)
+    # When one document of 81 changes (about 1%), or none does, they are left as they are.
+    edited = SEED_DOCUMENT.read_text(encoding="utf-8").replace("final notes", "closing notes")
+    one = await import_sources(engine, [text_source("seed.txt", edited)])
+    assert (one.updated, one.analyzed) == (1, False)
+    again = await import_sources(engine, sources[:5])
+    assert again.analyzed is False
+
+
 async def test_changed_document_is_updated_in_place(engine: AsyncEngine) -> None:
     original = SEED_DOCUMENT.read_text(encoding="utf-8")
     await import_sources(engine, [text_source("seed.txt", original)])
