@@ -233,12 +233,21 @@ def _conditions(q: _Query, s: Selection) -> list[str]:
     return where
 
 
+# Public posts by id alone: archived posts are few, and only they are in ix_post_archived_at.
+_NOT_ARCHIVED = "NOT IN (SELECT id FROM post WHERE archived_at IS NOT NULL)"
+
+
+def _search_only(selection: Selection) -> bool:
+    """Whether the selection is a search of public posts and nothing else."""
+    return selection.search is not None and replace(selection, search=None) == Selection()
+
+
 def _search_ids(q: _Query, terms: SearchTerms) -> str:
     if terms.empty:
-        return "SELECT 0 WHERE 1 = 0"  # no post (an integer, as post ids are to PostgreSQL)
+        return "SELECT 0 AS id WHERE 1 = 0"  # no post (an integer, as post ids are to PostgreSQL)
     if q.dialect == "sqlite":
-        return f"SELECT rowid FROM post_fts WHERE post_fts MATCH {q.param(terms.fts5())}"
-    return f"SELECT post_id FROM post_search WHERE document @@ ({_tsquery(q, terms)})"
+        return f"SELECT rowid AS id FROM post_fts WHERE post_fts MATCH {q.param(terms.fts5())}"
+    return f"SELECT post_id AS id FROM post_search WHERE document @@ ({_tsquery(q, terms)})"
 
 
 def _tsquery(q: _Query, terms: SearchTerms) -> str:
@@ -279,10 +288,21 @@ async def page(
         return Page([], [], [], False)  # a search without a word to look for finds nothing
     search = selection.search
     relevance = ordering.key == "relevance"
+    # A search ranked by relevance with no other filter is ranked and cut to the page in the
+    # search index alone: only the page's posts are read (a common word matches tens of
+    # thousands, and reading each one's row took most of the time).
+    ranked_only = relevance and _search_only(selection)
     key_sql = _sort_key(ordering.key, db.dialect)
+    id_sql = "s.id" if ranked_only else "post.id"
     # Parameters are bound in the order they appear in the text: the source comes first.
-    source = f"({_ranked(q, search)}) s JOIN post ON post.id = s.id" if relevance and search else "post"
-    conditions = _conditions(q, replace(selection, search=None) if relevance and search else selection)
+    if relevance and search:
+        source = f"({_ranked(q, search)}) s" + ("" if ranked_only else " JOIN post ON post.id = s.id")
+    else:
+        source = "post"
+    if ranked_only:
+        conditions = [f"s.id {_NOT_ARCHIVED}"]
+    else:
+        conditions = _conditions(q, replace(selection, search=None) if relevance and search else selection)
     for cursor, later in ((after, True), (before, False)):
         if cursor is None:
             continue
@@ -293,16 +313,20 @@ async def page(
             value = cursor[0]
             if ordering.key == "last_reviewed" and db.dialect == "postgresql":
                 value = dt.date.fromisoformat(value)
-            conditions.append(f"({key_sql}, post.id) {op} ({q.param(value)}, {q.param(cursor[1])})")
+            conditions.append(f"({key_sql}, {id_sql}) {op} ({q.param(value)}, {q.param(cursor[1])})")
     direction = "DESC" if ordering.descending == forward else "ASC"
     if ordering.key == "newest":
         order, select_key, outer_order = f"post.id {direction}", "", f"page.id {direction}"
     else:
-        order = f"{key_sql} {direction}, post.id {direction}"
+        order = f"{key_sql} {direction}, {id_sql} {direction}"
         select_key = f", {key_sql} AS sort_key"
         outer_order = f"page.sort_key {direction}, page.id {direction}"
     limit = q.param(size + 1)
-    text = f"SELECT {POST_COLUMNS}{select_key} FROM {source}{_where(conditions)} ORDER BY {order} LIMIT {limit}"
+    if ranked_only:
+        ids = f"SELECT s.id, s.relevance FROM {source}{_where(conditions)} ORDER BY {order} LIMIT {limit}"
+        text = f"SELECT {POST_COLUMNS}{select_key} FROM ({ids}) s JOIN post ON post.id = s.id ORDER BY {order}"
+    else:
+        text = f"SELECT {POST_COLUMNS}{select_key} FROM {source}{_where(conditions)} ORDER BY {order} LIMIT {limit}"
     if search is not None:
         # The snippet is made for the page's rows only, after the limit.
         text = (
@@ -380,7 +404,12 @@ async def count(db: RequestDb, selection: Selection) -> int:
 
     async def compute() -> int:
         q = _Query(db.dialect)
-        text = f"SELECT count(*) FROM post{_where(_conditions(q, selection))}"
+        if _search_only(selection) and selection.search is not None:
+            # Counted in the search index, without reading the posts (see page()).
+            ids = _search_ids(q, selection.search)
+            text = f"SELECT count(*) FROM ({ids}) s WHERE s.id {_NOT_ARCHIVED}"
+        else:
+            text = f"SELECT count(*) FROM post{_where(_conditions(q, selection))}"
         return int(await db.scalar(q.text(text), q.params))
 
     return await cached(db, ("count", selection), compute)
