@@ -190,7 +190,15 @@ class _Query:
 
 
 def _conditions(q: _Query, s: Selection) -> list[str]:
-    where: list[str] = ["post.archived_at IS NOT NULL" if s.archived else "post.archived_at IS NULL"]
+    if s.archived:
+        where = ["post.archived_at IS NOT NULL"]
+    elif q.dialect == "sqlite":
+        # Public posts by id, not by 'archived_at IS NULL': SQLite then needs no post's row to
+        # decide, and answers counts and facets from an index alone where one holds the filters
+        # (a facet of statuses over 100,000 posts: 13 ms instead of 180).
+        where = [f"post.id {NOT_ARCHIVED}"]
+    else:
+        where = ["post.archived_at IS NULL"]
     for column in ("topic", "code_language", "difficulty", "status"):
         value = getattr(s, column)
         if value is not None:
@@ -234,7 +242,7 @@ def _conditions(q: _Query, s: Selection) -> list[str]:
 
 
 # Public posts by id alone: archived posts are few, and only they are in ix_post_archived_at.
-_NOT_ARCHIVED = "NOT IN (SELECT id FROM post WHERE archived_at IS NOT NULL)"
+NOT_ARCHIVED = "NOT IN (SELECT id FROM post WHERE archived_at IS NOT NULL)"
 
 
 def _search_only(selection: Selection) -> bool:
@@ -300,7 +308,7 @@ async def page(
     else:
         source = "post"
     if ranked_only:
-        conditions = [f"s.id {_NOT_ARCHIVED}"]
+        conditions = [f"s.id {NOT_ARCHIVED}"]
     else:
         conditions = _conditions(q, replace(selection, search=None) if relevance and search else selection)
     for cursor, later in ((after, True), (before, False)):
@@ -407,7 +415,7 @@ async def count(db: RequestDb, selection: Selection) -> int:
         if _search_only(selection) and selection.search is not None:
             # Counted in the search index, without reading the posts (see page()).
             ids = _search_ids(q, selection.search)
-            text = f"SELECT count(*) FROM ({ids}) s WHERE s.id {_NOT_ARCHIVED}"
+            text = f"SELECT count(*) FROM ({ids}) s WHERE s.id {NOT_ARCHIVED}"
         else:
             text = f"SELECT count(*) FROM post{_where(_conditions(q, selection))}"
         return int(await db.scalar(q.text(text), q.params))
@@ -417,14 +425,15 @@ async def count(db: RequestDb, selection: Selection) -> int:
 
 FACET_LIMIT = 100
 
+# Facet: (value, link table, join to the vocabulary, type column); scalars have no link table.
 _FACET_SOURCES = {
-    "topic": ("post.topic", "", ""),
-    "code_language": ("post.code_language", "", ""),
-    "difficulty": ("post.difficulty", "", ""),
-    "status": ("post.status", "", ""),
-    "stack": ("t.name", "JOIN post_stack l ON l.post_id = post.id JOIN stack_term t ON t.id = l.term_id", ""),
-    "tools": ("t.name", "JOIN post_tool l ON l.post_id = post.id JOIN tool t ON t.id = l.tool_id", ""),
-    "entities": ("e.name", "JOIN post_entity l ON l.post_id = post.id JOIN entity e ON e.id = l.entity_id", "e.type"),
+    "topic": ("post.topic", "", "", ""),
+    "code_language": ("post.code_language", "", "", ""),
+    "difficulty": ("post.difficulty", "", "", ""),
+    "status": ("post.status", "", "", ""),
+    "stack": ("t.name", "post_stack", "JOIN stack_term t ON t.id = l.term_id", ""),
+    "tools": ("t.name", "post_tool", "JOIN tool t ON t.id = l.tool_id", ""),
+    "entities": ("e.name", "post_entity", "JOIN entity e ON e.id = l.entity_id", "e.type"),
 }
 
 
@@ -438,14 +447,22 @@ async def facet(db: RequestDb, selection: Selection, name: str, limit: int) -> l
 
 
 async def _facet(db: RequestDb, selection: Selection, name: str, limit: int) -> list[tuple[str, str | None, int]]:
-    value, join, type_column = _FACET_SOURCES[name]
+    value, link, vocabulary, type_column = _FACET_SOURCES[name]
     q = _Query(db.dialect)
-    conditions = _conditions(q, selection.without(name))
+    narrowed = selection.without(name)
+    if link and narrowed == Selection():
+        # Every public post: counted from the link table, without reading a post (at 100,000
+        # posts a facet of tools took 770 ms through the posts, 45 ms this way).
+        source = f"{link} l {vocabulary}"
+        conditions = [f"l.post_id {NOT_ARCHIVED}"]
+    else:
+        source = f"post JOIN {link} l ON l.post_id = post.id {vocabulary}" if link else "post"
+        conditions = _conditions(q, narrowed)
     # Values order by code point on both databases (see loaders.sql).
     type_select = f', {type_column} COLLATE "C"' if type_column else ", NULL"
     group = f"{value}, {type_column}" if type_column else value
     text = (
-        f'SELECT {value} COLLATE "C" AS value{type_select} AS type, count(*) AS n FROM post {join}{_where(conditions)} '
+        f'SELECT {value} COLLATE "C" AS value{type_select} AS type, count(*) AS n FROM {source}{_where(conditions)} '
         f"GROUP BY {group} ORDER BY n DESC, value{', type' if type_column else ''} LIMIT {q.param(limit)}"
     )
     return [(row[0], row[1], int(row[2])) for row in await db.fetch(q.text(text), q.params)]
