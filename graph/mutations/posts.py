@@ -114,9 +114,11 @@ class Mutation:
                 message=exc.describe(),
                 fields=[FieldError(path=["text"], code=ValidationCode.PARSE_ERROR, message=exc.describe())],
             )
-        receipt = await import_sources(
-            _writer(info).engine, [text_source(f"importDocument by {viewer.name}", text)], author=viewer.name
-        )
+        writer = _writer(info)
+        async with writer.turn():
+            receipt = await import_sources(
+                writer.engine, [text_source(f"importDocument by {viewer.name}", text)], author=viewer.name
+            )
         post_id = await _writer(info).post_id(document.source_id)
         # This process's cache is purged before the answer, like after any other mutation.
         await _writer(info).notify(WriteReport(() if post_id is None else (post_id,)))
