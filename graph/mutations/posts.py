@@ -119,9 +119,9 @@ class Mutation:
             receipt = await import_sources(
                 writer.engine, [text_source(f"importDocument by {viewer.name}", text)], author=viewer.name
             )
-        post_id = await _writer(info).post_id(document.source_id)
+        post_id = await writer.post_id(document.source_id)
         # This process's cache is purged before the answer, like after any other mutation.
-        await _writer(info).notify(WriteReport(() if post_id is None else (post_id,)))
+        await writer.notify(WriteReport(() if post_id is None else (post_id,)))
         if receipt.rejected:
             return Conflict(message="; ".join((o.error or "").split(": ", 1)[-1] for o in receipt.rejected))
         return ImportReceipt(
