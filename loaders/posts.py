@@ -255,7 +255,8 @@ def _search_ids(q: _Query, terms: SearchTerms) -> str:
         return "SELECT 0 AS id WHERE 1 = 0"  # no post (an integer, as post ids are to PostgreSQL)
     if q.dialect == "sqlite":
         return f"SELECT rowid AS id FROM post_fts WHERE post_fts MATCH {q.param(terms.fts5())}"
-    return f"SELECT post_id AS id FROM post_search WHERE document @@ ({_tsquery(q, terms)})"
+    # Through the GIN index whatever the share of posts matched (see migrations/versions/0005).
+    return f"SELECT id FROM alphanode_search_ids({_tsquery(q, terms)})"
 
 
 def _tsquery(q: _Query, terms: SearchTerms) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
@@ -127,6 +128,13 @@ def leftovers(conn: Connection) -> list[str]:
             )
         )
         found += [f"type {name}" for (name,) in types]
+        functions = conn.execute(
+            text(
+                "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE n.nspname = 'public'"
+            )
+        )
+        found += [f"function {name}" for (name,) in functions]
     return sorted(item for item in found if "alembic_version" not in item)
 
 
@@ -142,6 +150,19 @@ def test_the_migrations_build_the_schema_the_models_describe(database_url: str) 
     unfiltered = schema_diff(database_url, None)
     removed = {d[1].name for d in unfiltered if d[0] == "remove_table"}
     assert removed & {"post_fts", "post_search"}, unfiltered
+
+
+def test_on_postgresql_searches_match_through_a_function_that_keeps_the_gin_plan(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite's FTS5 always finds matches through its own index")
+    asyncio.run(migrate.upgrade(database_url))
+    settings = on_store(
+        database_url,
+        lambda conn: conn.execute(
+            text("SELECT proconfig FROM pg_proc WHERE proname = 'alphanode_search_ids'")
+        ).scalar_one(),
+    )
+    assert settings == ["enable_seqscan=off"]
 
 
 def test_db_current_prints_the_revision_and_head(database_url: str) -> None:
