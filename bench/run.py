@@ -242,15 +242,23 @@ def _say(message: str) -> None:
 
 
 def _measure(
-    server: load.Server, name: str, operation: str, payloads: list[bytes], statements: str, config: Config, log: Path
+    server: load.Server,
+    name: str,
+    operation: str,
+    payloads: list[bytes],
+    statements: str,
+    config: Config,
+    log: Path,
+    connections: int | None = None,
 ) -> Row:
     """Warm up, then one measured wrk run of the operation's bodies; the server's CPU use and memory."""
     script = load.write_lua(log.with_suffix(".lua"), payloads)
+    connections = connections or config.connections
     if config.warmup > 0:
-        load.run_wrk(server.url, script, config.warmup, config.connections, config.threads)
+        load.run_wrk(server.url, script, config.warmup, connections, config.threads)
     average = load_average()
     cpu_before, started = server.cpu_seconds(), time.perf_counter()
-    result = load.run_wrk(server.url, script, config.seconds, config.connections, config.threads, log)
+    result = load.run_wrk(server.url, script, config.seconds, connections, config.threads, log)
     cpu = (server.cpu_seconds() - cpu_before) / (time.perf_counter() - started) * 100
     row = Row(operation, name, len(payloads), result, statements, round(cpu, 1), server.memory(), average)
     _say(
@@ -306,6 +314,12 @@ def bench_dialect(store: stores.Store, config: Config, result: Result) -> None:
             log = logs / f"graphql-{operation}.txt"
             count = str(statements[operation])
             result.rows.append(_measure(server, "graphql", operation, payloads[operation], count, config, log))
+        # The same, one request at a time: each answer's own time, without waiting behind others.
+        for operation in (op for op in LATENCY_OPERATIONS if op in payloads):
+            log = logs / f"graphql-{operation}-one-at-a-time.txt"
+            count = str(statements[operation])
+            row = _measure(server, ONE_AT_A_TIME, operation, payloads[operation], count, config, log, connections=1)
+            result.rows.append(row)
 
     _say(f"[{store.dialect}] hand-written endpoint under load")
     with load.serve(load.HANDWRITTEN_APP, store.url, logs / "handwritten-server.log") as server:
@@ -338,6 +352,9 @@ def bench_dialect(store: stores.Store, config: Config, result: Result) -> None:
 
 
 MIXED_READS, MIXED_WRITES = 95, 5
+# Operations also measured with one connection (one request at a time): the p99 target is theirs.
+LATENCY_OPERATIONS = ("FilteredListing", "Search", "Facets")
+ONE_AT_A_TIME = "graphql-1"
 
 
 def _mixed(
@@ -445,6 +462,16 @@ def markdown(result: Result) -> str:
         if operation in result.failures:
             lines.append(f"| {operation} | graphql | – | **failed** |{' – |' * 8}")
     lines += [_table_row(r) for r in result.rows if r.server != "graphql"]
+    lines += [
+        "",
+        f"Servers: `graphql` the API, response cache off, {result.config['connections']} connections; "
+        f"`{ONE_AT_A_TIME}` the same with one connection (one request at a time: each answer's own time); "
+        "`handwritten` the baseline; `graphql-cached` the API with its response cache on.",
+    ]
+    alone = [r for r in result.rows if r.server == ONE_AT_A_TIME]
+    if alone:
+        lines += ["", "**p99 one request at a time** (target: under 50 ms on SQLite):", ""]
+        lines += [f"- {r.operation}: {r.wrk.p99_ms:.2f} ms (p50 {r.wrk.p50_ms:.2f} ms)" for r in alone]
     if result.failures:
         lines += ["", "**Not measured**, the API answers an error:", ""]
         lines += [f"- {operation}: {reason}" for operation, reason in result.failures.items()]
