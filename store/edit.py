@@ -14,17 +14,19 @@ meanwhile, and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from documents import Document, Problem, parse, render, validate
 from models import Post, table
+from models.engine import is_sqlite, sync_twin
 
 from . import purge
 from .export import load_document
@@ -215,10 +217,24 @@ def rollback(conn: Connection, post_id: int, number: int, *, author: str) -> Sav
 
 
 async def run_edit(engine: AsyncEngine, edit: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run one edit in its own write transaction, then refresh similar posts of what it touched."""
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(sqlite_immediate=True)
-        async with conn.begin():
-            result = await conn.run_sync(lambda sync: edit(sync, *args, **kwargs))
+    """Run one edit in its own write transaction, then refresh similar posts of what it touched.
+
+    On SQLite the transaction runs in a worker thread on the store's synchronous twin
+    (``models.engine.sync_twin``): the same statements without a thread hop for each.
+    """
+    if is_sqlite(engine):
+        return_value = await asyncio.to_thread(_edit_in_thread, sync_twin(engine), edit, args, kwargs)
+    else:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(sqlite_immediate=True)
+            async with conn.begin():
+                return_value = await conn.run_sync(lambda sync: edit(sync, *args, **kwargs))
     await refresh_similar(engine)
-    return result
+    return return_value
+
+
+def _edit_in_thread(engine: Engine, edit: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    with engine.connect() as conn:
+        conn = conn.execution_options(sqlite_immediate=True)
+        with conn.begin():
+            return edit(conn, *args, **kwargs)
