@@ -56,8 +56,8 @@ def sync_twin(engine: AsyncEngine) -> Engine:
 
     Editors' writes run their statements in a thread on this engine: through
     aiosqlite each of an edit's ~48 statements is a hop to its thread and back,
-    which cost more than SQLite's own work (33 ms an edit at 100,000 posts,
-    against 16 ms this way). One twin per async engine, disposed with it.
+    which cost more than SQLite's own work (35 ms an edit at 100,000 posts,
+    against 12 to 15 ms this way). One twin per async engine, disposed with it.
     """
     twin = _SYNC_TWINS.get(engine)
     if twin is None:
