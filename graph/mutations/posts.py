@@ -97,6 +97,17 @@ def _not_found(id: str) -> NotFound:
     return NotFound(message=f"no post with id {id!r}")
 
 
+async def _edit_post(
+    info: Info, mutation: str, id: str, edit_fn: Callable[..., edit.Saved], *args: Any, **kwargs: Any
+) -> Any:
+    """An editor's edit of the post with this global ID (``NotFound`` when there is none)."""
+    viewer = require_editor(info.context.viewer, mutation)
+    post_id = await _post_id(info, id)
+    if post_id is None:
+        return _not_found(id)
+    return await _run(info, edit_fn, post_id, *args, author=viewer.name, **kwargs)
+
+
 @strawberry.type(description="Writing posts. Every mutation needs an editor or admin token.")
 class Mutation:
     @strawberry.mutation(
@@ -151,27 +162,19 @@ class Mutation:
         input: Annotated[PostPatch, strawberry.argument(description="The parts to replace.")],
         expected_hash: Annotated[str, strawberry.argument(description="The post's `contentHash` when you read it.")],
     ) -> UpdatePostResult:
-        viewer = require_editor(info.context.viewer, "updatePost")
-        post_id = await _post_id(info, id)
-        if post_id is None:
-            return _not_found(id)
-        return await _run(
+        return await _edit_post(
             info,
+            "updatePost",
+            id,
             edit.change_document,
-            post_id,
             lambda document: apply_patch(document, input),
-            author=viewer.name,
             reason="updated",
             expected_hash=expected_hash,
         )
 
     @strawberry.mutation(description="Mark a post reviewed: needs-human-review off, reviewed today, status `reviewed`.")
     async def mark_reviewed(self, info: Info, id: IdArg) -> PostChangeResult:
-        viewer = require_editor(info.context.viewer, "markReviewed")
-        post_id = await _post_id(info, id)
-        if post_id is None:
-            return _not_found(id)
-        return await _run(info, edit.mark_reviewed, post_id, author=viewer.name)
+        return await _edit_post(info, "markReviewed", id, edit.mark_reviewed)
 
     @strawberry.mutation(description="Set a post's revision status.")
     async def set_status(
@@ -180,29 +183,17 @@ class Mutation:
         id: IdArg,
         status: Annotated[str, strawberry.argument(description="The new status, such as `published`.")],
     ) -> PostChangeResult:
-        viewer = require_editor(info.context.viewer, "setStatus")
-        post_id = await _post_id(info, id)
-        if post_id is None:
-            return _not_found(id)
-        return await _run(info, edit.set_status, post_id, status, author=viewer.name)
+        return await _edit_post(info, "setStatus", id, edit.set_status, status)
 
     @strawberry.mutation(
         description="Archive a post: readers no longer see it anywhere (post, lists, search, facets, similar posts)."
     )
     async def archive_post(self, info: Info, id: IdArg) -> PostChangeResult:
-        viewer = require_editor(info.context.viewer, "archivePost")
-        post_id = await _post_id(info, id)
-        if post_id is None:
-            return _not_found(id)
-        return await _run(info, edit.set_archived, post_id, True, author=viewer.name)
+        return await _edit_post(info, "archivePost", id, edit.set_archived, True)
 
     @strawberry.mutation(description="Restore an archived post: readers see it again.")
     async def restore_post(self, info: Info, id: IdArg) -> PostChangeResult:
-        viewer = require_editor(info.context.viewer, "restorePost")
-        post_id = await _post_id(info, id)
-        if post_id is None:
-            return _not_found(id)
-        return await _run(info, edit.set_archived, post_id, False, author=viewer.name)
+        return await _edit_post(info, "restorePost", id, edit.set_archived, False)
 
     @strawberry.mutation(
         description="Make an earlier revision the post's text again. The rollback is itself a new revision, so "
@@ -214,8 +205,4 @@ class Mutation:
         id: IdArg,
         revision: Annotated[int, strawberry.argument(description="The revision number to go back to.")],
     ) -> PostChangeResult:
-        viewer = require_editor(info.context.viewer, "rollbackPost")
-        post_id = await _post_id(info, id)
-        if post_id is None:
-            return _not_found(id)
-        return await _run(info, edit.rollback, post_id, revision, author=viewer.name)
+        return await _edit_post(info, "rollbackPost", id, edit.rollback, revision)
