@@ -42,9 +42,12 @@ class ReadPool:
 
     def __init__(self) -> None:
         from .aggregates import AggregateCache
+        from .facts import FactIndex
 
         self.hooks: list[StatementHook] = []  # called with each statement's text (tests, metrics)
         self.aggregates = AggregateCache()  # aggregates of this pool's store, by store version
+        self.facts = FactIndex()  # what posts are filtered and ordered by, in memory (loaders.facts)
+        self.use_facts = True  # False: every filter in SQL (tests compare the two)
 
     @staticmethod
     async def open(url: str | URL, size: int = 8) -> ReadPool:

@@ -19,11 +19,13 @@ import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+import numpy as np
 import orjson
 
 from .aggregates import cached
 from .batch import POST_COLUMNS, post_columns
 from .db import RequestDb, Row
+from .facts import Facts, remember_matches
 from .sql import Dialect, keys_param, placeholders
 
 # Private-use characters mark matches in snippets; the text is HTML-escaped and
@@ -177,7 +179,7 @@ class _Query:
         self.params.append(value)
         return "?"
 
-    def values(self, values: tuple[str, ...]) -> str:
+    def values(self, values: tuple[Any, ...]) -> str:
         """``IN (...)`` over a list of values, as one parameter."""
         self.params.append(keys_param(self.dialect, values))
         return "IN (SELECT value FROM json_each(?))" if self.dialect == "sqlite" else "= ANY(?)"
@@ -303,13 +305,42 @@ async def page(
     ranked_only = relevance and _search_only(selection)
     key_sql = _sort_key(ordering.key, db.dialect)
     id_sql = "s.id" if ranked_only else "post.id"
+    # Filters are answered from the fact index where it can (see loaders.facts): the posts
+    # selected, and the page's ids too unless they are ranked by relevance.
+    # Ranked by relevance, the index holds the ranking of every match once it was computed (a
+    # search alone computes it; paging through it, or filtering it, then costs no ranking).
+    # Every post newest first (the listing) is an index range in SQL: no need of the fact index.
+    plain = selection == Selection() and ordering.key == "newest"
+    facts = None if plain else await _facts(db, selection)
+    candidates: list[int] | None = None
+    if facts is not None and relevance and search is not None:
+        ranking = await _ranking(db, facts, search, compute=ranked_only)
+        if ranking is not None:
+            mask = facts.mask(replace(selection, search=None), None)
+            ranked = facts.ranked_page(*ranking, mask, ordering, size, forward=forward, after=after, before=before)
+            if ranked is not None:
+                page_ids, keys, more = ranked
+                return await _page_of(db, q, search, ordering, page_ids, more, keys)
+        if not ranked_only:
+            # Not ranked yet: rank only the posts the filters hold.
+            mask = facts.mask(replace(selection, search=None), await _matches(db, facts, search))
+            candidates = [int(i) for i in np.flatnonzero(mask)]
+            if not candidates:
+                return Page([], [], [], False)
+    elif facts is not None:
+        mask = facts.mask(replace(selection, search=None), await _matches(db, facts, search))
+        found = facts.page(mask, ordering, size, forward=forward, after=after, before=before)
+        if found is not None:
+            return await _page_of(db, q, search, ordering, *found)
     # Parameters are bound in the order they appear in the text: the source comes first.
     if relevance and search:
-        source = f"({_ranked(q, search)}) s" + ("" if ranked_only else " JOIN post ON post.id = s.id")
+        source = f"({_ranked(q, search, candidates)}) s" + ("" if ranked_only else " JOIN post ON post.id = s.id")
     else:
         source = "post"
     if ranked_only:
         conditions = [f"s.id {NOT_ARCHIVED}"]
+    elif candidates is not None:
+        conditions = []  # the candidates are the selected posts
     else:
         conditions = _conditions(q, replace(selection, search=None) if relevance and search else selection)
     for cursor, later in ((after, True), (before, False)):
@@ -354,6 +385,101 @@ async def page(
     return Page(rows, [_key(row, ordering) for row in rows], highlights, more)
 
 
+async def _page_of(
+    db: RequestDb,
+    q: _Query,
+    search: SearchTerms | None,
+    ordering: Ordering,
+    ids: list[int],
+    more: bool,
+    keys: list[list[Any]] | None = None,
+) -> Page:
+    """The rows of a page whose post ids (in the ordering's direction) the fact index found.
+
+    ``keys``: the page's cursor keys, when the rows cannot give them (relevance).
+    """
+    if not ids:
+        return Page([], [], [], more)
+    direction = "DESC" if ordering.descending else "ASC"
+    key_sql = _sort_key(ordering.key, db.dialect)
+    if ordering.key == "relevance":
+        select_key, order, outer_order = "", "", ""
+    elif ordering.key == "newest":
+        select_key, order, outer_order = "", f" ORDER BY post.id {direction}", f" ORDER BY page.id {direction}"
+    else:
+        select_key = f", {key_sql} AS sort_key"
+        order = f" ORDER BY {key_sql} {direction}, post.id {direction}"
+        outer_order = f" ORDER BY page.sort_key {direction}, page.id {direction}"
+    text = f"SELECT {POST_COLUMNS}{select_key} FROM post WHERE post.id {q.values(tuple(ids))}{order}"
+    if search is not None:
+        text = f"WITH page AS ({text}) SELECT page.*, {_snippet(q, search)} AS highlight FROM page{outer_order}"
+    rows = await db.fetch(q.text(text), q.params)
+    if keys is not None:
+        place = {post_id: n for n, post_id in enumerate(ids)}
+        rows.sort(key=lambda row: place[row["id"]])
+    db.lists_seen = True
+    db.note_posts(rows)
+    highlights: list[str | None] = [None] * len(rows)
+    if search is not None:
+        highlights = [_highlight(row["highlight"], db.dialect) for row in rows]
+    return Page(rows, keys if keys is not None else [_key(row, ordering) for row in rows], highlights, more)
+
+
+async def _facts(db: RequestDb, selection: Selection) -> Facts | None:
+    """The fact index at the request's snapshot, for a selection of public posts; None: use SQL."""
+    if selection.archived or not db.pool.use_facts:
+        return None
+    return await db.pool.facts.at(db)
+
+
+async def _matches(db: RequestDb, facts: Facts, terms: SearchTerms | None) -> np.ndarray | None:
+    """The ids of the posts a search matches (kept with the index: it is the same until a write)."""
+    if terms is None:
+        return None
+    found = facts.matches.get(terms)
+    if found is None:
+        if terms.empty:
+            found = np.zeros(0, dtype=np.int64)
+        else:
+            q = _Query(db.dialect)
+            ids = _search_ids(q, terms)
+            aggregate = "json_group_array(m.id)" if db.dialect == "sqlite" else "coalesce(json_agg(m.id), '[]')::text"
+            text = await db.scalar(q.text(f"SELECT {aggregate} FROM ({ids}) m"), q.params)
+            found = np.array(orjson.loads(text), dtype=np.int64)
+        remember_matches(facts, terms, found)
+    return found
+
+
+async def _ranking(
+    db: RequestDb, facts: Facts, terms: SearchTerms, *, compute: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every post the search matches (archived ones too) and its relevance, kept with the index;
+    None when not kept and not ``compute``."""
+    key = ("ranked", terms)
+    found = facts.matches.get(key)
+    if found is None and compute:
+        if terms.empty:
+            found = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+        else:
+            q = _Query(db.dialect)
+            ranked = _ranked(q, terms)
+            if db.dialect == "sqlite":
+                # 17 significant digits: the text reads back as the same double (cursors hold it).
+                aggregate = "json_group_array(s.id), json_group_array(printf('%!.17g', s.relevance))"
+            else:
+                aggregate = "coalesce(json_agg(s.id), '[]')::text, coalesce(json_agg(s.relevance), '[]')::text"
+            # Materialized: bm25 cannot run inside the aggregate a flattened subquery would make.
+            text = f"WITH s AS MATERIALIZED ({ranked}) SELECT {aggregate} FROM s"
+            row = (await db.fetch(q.text(text), q.params))[0]
+            relevance = orjson.loads(row[1])
+            found = (
+                np.array(orjson.loads(row[0]), dtype=np.int64),
+                np.array([float(r) for r in relevance] if db.dialect == "sqlite" else relevance, dtype=np.float64),
+            )
+        remember_matches(facts, key, found)
+    return found
+
+
 def _sort_key(key: str, dialect: Dialect) -> str:
     if key == "last_reviewed" and dialect == "postgresql":
         # asyncpg reads -infinity as date.min (0001-01-01, NO_DATE in a cursor) and binds date.min as
@@ -373,14 +499,18 @@ def _key(row: Row, ordering: Ordering) -> list[Any]:
     return [value, row["id"]]
 
 
-def _ranked(q: _Query, terms: SearchTerms) -> str:
-    """Matching post ids with their relevance, higher is better."""
+def _ranked(q: _Query, terms: SearchTerms, among: list[int] | None = None) -> str:
+    """Matching post ids with their relevance, higher is better; only those ``among`` these when given."""
     if q.dialect == "sqlite":
         # bm25 is lower for better matches; relevance is its negation.
-        return f"SELECT rowid AS id, -{_BM25} AS relevance FROM post_fts WHERE post_fts MATCH {q.param(terms.fts5())}"
+        text = f"SELECT rowid AS id, -{_BM25} AS relevance FROM post_fts WHERE post_fts MATCH {q.param(terms.fts5())}"
+        # +rowid: the candidates filter the matches; offered to FTS5 as a rowid constraint, each
+        # candidate would run the whole match again (seconds for a few thousand).
+        return text if among is None else f"{text} AND +rowid {q.values(tuple(among))}"
     # Each _tsquery binds its own parameters, in the order they appear in the text.
     rank = f"ts_rank(document, ({_tsquery(q, terms)}))::float8"
-    return f"SELECT post_id AS id, {rank} AS relevance FROM post_search WHERE document @@ ({_tsquery(q, terms)})"
+    text = f"SELECT post_id AS id, {rank} AS relevance FROM post_search WHERE document @@ ({_tsquery(q, terms)})"
+    return text if among is None else f"{text} AND post_id {q.values(tuple(among))}"
 
 
 def _snippet(q: _Query, terms: SearchTerms) -> str:
@@ -413,6 +543,17 @@ async def count(db: RequestDb, selection: Selection) -> int:
 
     async def compute() -> int:
         q = _Query(db.dialect)
+        # Every post: one count in SQL, cached like this one (the listing needs no fact index).
+        facts = None if selection == Selection() else await _facts(db, selection)
+        search = selection.search
+        if facts is not None and search is not None and _search_only(selection):
+            # A search alone: counted from what the index keeps of it, else in the search index.
+            kept = facts.matches.get(("ranked", search)) or (facts.matches.get(search),)
+            if kept[0] is not None:
+                return int(np.count_nonzero(facts.mask(Selection(), kept[0])))
+        elif facts is not None:
+            mask = facts.mask(replace(selection, search=None), await _matches(db, facts, search))
+            return int(np.count_nonzero(mask))
         if _search_only(selection) and selection.search is not None:
             # Counted in the search index, without reading the posts (see page()).
             ids = _search_ids(q, selection.search)
@@ -448,9 +589,13 @@ async def facet(db: RequestDb, selection: Selection, name: str, limit: int) -> l
 
 
 async def _facet(db: RequestDb, selection: Selection, name: str, limit: int) -> list[tuple[str, str | None, int]]:
+    narrowed = selection.without(name)
+    facts = await _facts(db, narrowed)
+    if facts is not None:
+        mask = facts.mask(replace(narrowed, search=None), await _matches(db, facts, narrowed.search))
+        return facts.facet(name, mask, limit)
     value, link, vocabulary, type_column = _FACET_SOURCES[name]
     q = _Query(db.dialect)
-    narrowed = selection.without(name)
     if link and narrowed == Selection():
         # Every public post: counted from the link table, without reading a post (at 100,000
         # posts a facet of tools took 770 ms through the posts, 45 ms this way).

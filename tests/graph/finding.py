@@ -136,9 +136,10 @@ def retire_own_terms(store: Store, folder: Path) -> str:
     return updated.slug
 
 
-def write_new_documents(folder: Path, count: int) -> None:
-    """Documents of the same run that are not in the corpus yet (new source ids)."""
-    write(folder, count, seed=SEED, start=SYNTHESIZED + 1)
+def write_new_documents(folder: Path, count: int, after: int = 0) -> None:
+    """Documents of the same run that are not in the corpus yet (new source ids), ``after`` the first
+    ones written this way."""
+    write(folder, count, seed=SEED, start=SYNTHESIZED + 1 + after)
 
 
 @dataclass(frozen=True)

@@ -55,9 +55,20 @@ def store_url(new_store_url: Callable[[str], str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def store(store_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+def served_store(store_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     with serve(store_url, tmp_path_factory.mktemp("finding-posts-corpus")) as served:
         yield served
+
+
+@pytest.fixture(params=["fact index", "sql"])
+def store(served_store: Store, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """The store, read through the fact index (loaders.facts) or in SQL alone: both must hold."""
+    pool = served_store.client.app.state.read_pool  # type: ignore[attr-defined]
+    pool.use_facts = request.param == "fact index"
+    try:
+        yield served_store
+    finally:
+        pool.use_facts = True
 
 
 def posts_of(data: dict[str, Any]) -> dict[str, Any]:
@@ -451,7 +462,7 @@ def test_keyset_pages_survive_an_import_between_two_pages(store: Store, tmp_path
     reached = [slugs[-1] for slugs in seen]
     # When 20 new documents are imported into the same store.
     folder = tmp_path / "new"
-    write_new_documents(folder, 20)
+    write_new_documents(folder, 20, after=sum(1 for s in before if s.path.parent.name == "new"))
     new = read_sources(folder, first_id=len(before) + 1)
     assert asyncio.run(import_folder(store.url, folder)).created == 20
     store.add(new)
@@ -678,8 +689,16 @@ def test_search_in_another_order_keeps_its_highlights(store: Store) -> None:
 
 
 def statements(store: Store, query: str, variables: dict[str, Any], operation: str) -> tuple[dict[str, Any], list[str]]:
-    """What the request returns and the statements it ran, with no aggregate cached (a cold request)."""
-    store.client.app.state.read_pool.aggregates.clear()  # type: ignore[attr-defined]
+    """What the request returns and the statements it ran, with no aggregate and no search cached.
+
+    The fact index (loaders.facts) is brought to the store's version first: loading it is a
+    cost of the first request after a write, not of each request.
+    """
+    pool = store.client.app.state.read_pool  # type: ignore[attr-defined]
+    data_of(store.client, query, variables, operationName=operation)
+    pool.aggregates.clear()
+    if pool.facts.current is not None:
+        pool.facts.current.matches.clear()
     store.recorder.statements.clear()
     store.recorder.on = True
     try:
@@ -699,67 +718,82 @@ def labels(recorded: list[str]) -> list[str]:
     return sorted(out)
 
 
-def test_a_filtered_listing_costs_seven_statements_whatever_the_page_size(store: Store) -> None:
+def test_a_filtered_listing_costs_six_statements_whatever_the_page_size(store: Store) -> None:
+    store.client.app.state.read_pool.use_facts = True  # type: ignore[attr-defined]  # what it counts
     variables = {"where": {"aiGeneratedStyle": True}, "orderBy": TITLE_ASC}
     assert len(selected(store, variables["where"])) > 100
     small, one = statements(store, FILTERED_LISTING, {**variables, "first": 1}, "FilteredListing")
     large, hundred = statements(store, FILTERED_LISTING, {**variables, "first": 100}, "FilteredListing")
     assert len(small["posts"]["edges"]) == 1 and len(large["posts"]["edges"]) == 100
-    # BEGIN, the page, the store's version and totalCount (an aggregate), stack terms and tools of the
-    # page's posts, ROLLBACK.
+    # BEGIN, the store's version, the page's posts (their ids and totalCount come from the fact
+    # index), stack terms and tools of the page's posts, ROLLBACK.
     assert (
         labels(one)
         == labels(hundred)
-        == [
-            "BEGIN",
-            "ROLLBACK",
-            "SELECT post",
-            "SELECT post",
-            "SELECT post_stack",
-            "SELECT post_tool",
-            "SELECT store_version",
-        ]
+        == ["BEGIN", "ROLLBACK", "SELECT post", "SELECT post_stack", "SELECT post_tool", "SELECT store_version"]
     )
 
 
-def test_a_search_costs_five_statements_whatever_the_page_size(store: Store, store_url: str) -> None:
+def test_a_search_costs_five_statements_whatever_the_page_size(store: Store) -> None:
+    store.client.app.state.read_pool.use_facts = True  # type: ignore[attr-defined]  # what it counts
     assert len(selected(store, None, {"rollback"})) > 100
     small, one = statements(store, SEARCH, {"q": "rollback", "first": 1}, "Search")
     large, hundred = statements(store, SEARCH, {"q": "rollback", "first": 100}, "Search")
     assert len(small["posts"]["edges"]) == 1 and len(large["posts"]["edges"]) == 100
-    # BEGIN, the page with its snippets (one WITH statement), the store's version and totalCount
-    # (counted in the search index alone: FTS5's post_fts; on PostgreSQL the function that matches
-    # through the GIN index, see migrations/versions/0005), ROLLBACK.
-    index = "SELECT alphanode_search_ids" if store_url.startswith("postgresql") else "SELECT post_fts"
-    assert labels(one) == labels(hundred) == ["BEGIN", "ROLLBACK", index, "SELECT store_version", "WITH"]
+    # BEGIN, the store's version, the ranking of every match (kept with the fact index: later pages
+    # and totalCount read it), the page with its snippets, ROLLBACK.
+    assert labels(one) == labels(hundred) == ["BEGIN", "ROLLBACK", "SELECT store_version", "WITH", "WITH"]
 
 
-def test_facets_cost_ten_statements_whatever_the_filter_or_size(store: Store) -> None:
+def test_facets_cost_three_statements_whatever_the_filter_or_size(store: Store, store_url: str) -> None:
+    store.client.app.state.read_pool.use_facts = True  # type: ignore[attr-defined]  # what it counts
     _, plain = statements(store, FACETS, {}, "Facets")
     where = {"stackAny": ["python"], "minQuality": 50}
-    _, filtered = statements(store, FACETS, {"where": where, "search": A}, "Facets")
+    _, searched = statements(store, FACETS, {"where": where, "search": A}, "Facets")
     query = FACETS.replace(
         "facets(where: $where, search: $search)", "facets(where: $where, search: $search, first: 100)"
     )
     assert query != FACETS
     _, hundred = statements(store, query, {"where": where}, "Facets")
+    # BEGIN, the store's version, ROLLBACK: every facet is counted in the fact index. A search adds
+    # the statement that finds the posts it matches.
+    expected = ["BEGIN", "ROLLBACK", "SELECT store_version"]
+    assert labels(plain) == labels(hundred) == expected
+    index = "SELECT alphanode_search_ids" if store_url.startswith("postgresql") else "SELECT post_fts"
+    assert labels(searched) == sorted([*expected, index])
+
+
+def test_facets_in_sql_cost_ten_statements_whatever_the_filter_or_size(store: Store) -> None:
+    pool = store.client.app.state.read_pool  # type: ignore[attr-defined]
+    pool.use_facts = False
+    try:
+        _, plain = statements(store, FACETS, {}, "Facets")
+        where = {"stackAny": ["python"], "minQuality": 50}
+        _, filtered = statements(store, FACETS, {"where": where, "search": A}, "Facets")
+    finally:
+        pool.use_facts = True
     # BEGIN, the store's version, one statement per facet (7), ROLLBACK. With no filter, the stack,
     # tools and entities facets count from their link tables alone.
     expected = ["BEGIN", "ROLLBACK"] + ["SELECT post"] * 7 + ["SELECT store_version"]
     unfiltered = ["BEGIN", "ROLLBACK"] + ["SELECT post"] * 4
     unfiltered += ["SELECT post_entity", "SELECT post_stack", "SELECT post_tool", "SELECT store_version"]
-    assert labels(filtered) == labels(hundred) == expected
+    assert labels(filtered) == expected
     assert labels(plain) == unfiltered
 
 
 def test_facets_asked_again_cost_three_statements_until_the_store_changes(store: Store) -> None:
-    _, cold = statements(store, FACETS, {}, "Facets")
-    store.recorder.statements.clear()
-    store.recorder.on = True
+    pool = store.client.app.state.read_pool  # type: ignore[attr-defined]
+    pool.use_facts = False  # counted in SQL, as without the fact index
     try:
-        warm = data_of(store.client, FACETS, {}, operationName="Facets")
+        _, cold = statements(store, FACETS, {}, "Facets")
+        store.recorder.statements.clear()
+        store.recorder.on = True
+        try:
+            warm = data_of(store.client, FACETS, {}, operationName="Facets")
+        finally:
+            store.recorder.on = False
     finally:
-        store.recorder.on = False
+        pool.use_facts = True
     assert len(cold) == 10
     # BEGIN, the store's version (unchanged, so every facet comes from the cache), ROLLBACK.
     assert labels(store.recorder.statements) == ["BEGIN", "ROLLBACK", "SELECT store_version"]
