@@ -307,14 +307,17 @@ async def page(
     id_sql = "s.id" if ranked_only else "post.id"
     # Filters are answered from the fact index where it can (see loaders.facts): the posts
     # selected, and the page's ids too unless they are ranked by relevance.
-    # Ranked by relevance, the index holds the ranking of every match once it was computed (a
-    # search alone computes it; paging through it, or filtering it, then costs no ranking).
+    # Ranked by relevance, the index holds the ranking of every match once it was computed: a
+    # search alone computes it for its second page (the first is ranked and cut in SQL, which
+    # costs less than reading every match's rank), and later pages, or filters of the same
+    # search, then cost no ranking.
     # Every post newest first (the listing) is an index range in SQL: no need of the fact index.
     plain = selection == Selection() and ordering.key == "newest"
     facts = None if plain else await _facts(db, selection)
     candidates: list[int] | None = None
     if facts is not None and relevance and search is not None:
-        ranking = await _ranking(db, facts, search, compute=ranked_only)
+        paging = after is not None or before is not None
+        ranking = await _ranking(db, facts, search, compute=ranked_only and paging)
         if ranking is not None:
             mask = facts.mask(replace(selection, search=None), None)
             ranked = facts.ranked_page(*ranking, mask, ordering, size, forward=forward, after=after, before=before)
