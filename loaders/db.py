@@ -94,6 +94,10 @@ class _SqliteConnection(ReadConnection):
         self.conn = conn
 
     async def begin(self) -> None:
+        if self.conn.in_transaction:
+            # A request cancelled while its BEGIN was on the way (a timeout) gave the connection
+            # back before the BEGIN ran in aiosqlite's thread: end that empty transaction first.
+            await self.conn.execute_fetchall("ROLLBACK")
         await self.conn.execute_fetchall("BEGIN")
 
     async def fetch(self, text: str, params: Sequence[Any]) -> list[Row]:
