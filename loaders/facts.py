@@ -38,6 +38,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import datetime as dt
+import logging
+import time
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -47,11 +49,13 @@ import numpy as np
 import orjson
 
 from .aggregates import store_version
-from .db import RequestDb
+from .db import ReadPool, RequestDb
 from .sql import Dialect, keys_param
 
 if TYPE_CHECKING:
     from .posts import Ordering, Selection
+
+log = logging.getLogger("alphanode.facts")
 
 SCALARS = ("topic", "code_language", "difficulty", "status")
 FLAGS = ("ai_generated_style", "has_images", "image_heavy", "needs_human_review")
@@ -495,7 +499,20 @@ class FactIndex:
             self.current = facts
         return facts if facts.usable else None
 
+    async def warm(self, pool: ReadPool) -> bool:
+        """Load the index now (a server's start-up), so no request waits for it; False when the
+        store cannot be read yet (no tables): the first request that needs it loads it."""
+        db = RequestDb(pool)
+        try:
+            return await self.at(db) is not None
+        except Exception as exc:  # the driver's errors: a new or unreachable store
+            log.warning("fact index not loaded at start-up: %s", exc.__class__.__name__)
+            return False
+        finally:
+            await db.close()
+
     async def _load(self, db: RequestDb, version: int) -> Facts:
+        started = time.perf_counter()
         dialect = db.dialect
         posts = (await db.fetch(_posts_sql(dialect, False)))[0]
         links = (await db.fetch(_links_sql(dialect, False)))[0]
@@ -505,6 +522,12 @@ class FactIndex:
         facts = Facts.empty(version)._copy(version, top + 1)
         facts._apply(np.zeros(0, dtype=np.int64), posts, links, vocabulary)
         self.loads += 1
+        log.info(
+            "fact index loaded: %d posts at store version %d in %.2fs",
+            int(np.count_nonzero(facts.present)),
+            version,
+            time.perf_counter() - started,
+        )
         return facts
 
     async def _delta(self, db: RequestDb, current: Facts, version: int) -> Facts | None:

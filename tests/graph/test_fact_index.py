@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
+from starlette.testclient import TestClient
 
 import models
 from documents import render
@@ -28,6 +29,8 @@ from documents.synth import write
 from loaders import ReadPool, RequestDb
 from loaders import facts as facts_module
 from loaders.posts import STOP_WORDS, Ordering, SearchTerms, Selection, count, facet, page
+from server.app import create_app
+from server.settings import Settings
 
 from .finding import import_folder, read_sources
 
@@ -315,3 +318,27 @@ def test_a_snapshot_older_than_the_index_reads_sql(corpus: Corpus, watch: Watch)
     assert watch.loop.run_until_complete(facts_for_a_request(watch.pool)) is None
     # And its answers, all from SQL, are still right (ask compares them with SQL's).
     assert watch.ask(Selection(has_images=True))["count"] > 0
+
+
+def test_a_server_loads_the_index_before_it_serves(corpus: Corpus) -> None:
+    app = create_app(Settings(database_url=corpus.url, cache=False))
+    with TestClient(app) as client:
+        index = app.state.read_pool.facts
+        # Given a server that has answered nothing yet, its index is loaded at the store's version.
+        assert index.loads == 1 and index.current is not None
+        assert int(index.current.present.sum()) == POSTS
+        # Then a filtered listing loads nothing more.
+        response = client.post("/graphql", json={"query": "{ posts(where: {hasImages: true}) { totalCount } }"})
+        assert response.status_code == 200 and response.json()["data"]["posts"]["totalCount"] > 0
+        assert index.loads == 1
+
+
+def test_a_server_on_a_new_store_starts_with_an_empty_index(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    app = create_app(Settings(database_url=url, cache=False))
+    with TestClient(app) as client:
+        response = client.post("/graphql", json={"query": "{ facets { topic { value count } } }"})
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["facets"]["topic"] == []
+        index = app.state.read_pool.facts
+        assert index.current is not None and not index.current.present.any()
