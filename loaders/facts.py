@@ -129,8 +129,9 @@ def _log_sql(dialect: Dialect) -> str:
     return "SELECT version, keys FROM purge_log WHERE version > $1 ORDER BY id"
 
 
-def _ints(text: str, dtype: Any = np.int64) -> np.ndarray:
-    return np.array(orjson.loads(text), dtype=dtype)
+def _ints(text: str) -> np.ndarray:
+    """A JSON array of integers, parsed by NumPy without a Python object per number."""
+    return np.fromstring(text.strip()[1:-1], dtype=np.int64, sep=",")
 
 
 @dataclass(slots=True)
@@ -241,8 +242,7 @@ class Facts:
             self.terms[facet][term_id] = term
 
     def _set_posts(self, posts: Sequence[Any]) -> None:
-        columns = [orjson.loads(text) for text in posts]
-        ids = np.array(columns[0], dtype=np.int64)
+        ids = _ints(posts[0])
         if not len(ids):
             return
         self.present[ids] = True
@@ -250,7 +250,7 @@ class Facts:
         for f in SCALARS:
             known = {value: code for code, value in enumerate(self.values[f])}
             codes = np.empty(len(ids), dtype=np.int32)
-            for n, value in enumerate(columns[at]):
+            for n, value in enumerate(orjson.loads(posts[at])):
                 code = known.get(value)
                 if code is None:
                     code = known[value] = len(self.values[f])
@@ -259,12 +259,12 @@ class Facts:
             self.codes[f][ids] = codes
             at += 1
         for f in FLAGS:
-            self.flags[f][ids] = np.array(columns[at], dtype=bool)
+            self.flags[f][ids] = _ints(posts[at]).astype(bool)
             at += 1
         for f in (*NUMBERS, "last_reviewed"):
-            self.numbers[f][ids] = np.array(columns[at], dtype=np.int64)
+            self.numbers[f][ids] = _ints(posts[at])
             at += 1
-        for post_id, title in zip(columns[0], columns[at], strict=True):
+        for post_id, title in zip(ids.tolist(), orjson.loads(posts[at]), strict=True):
             self.titles[post_id] = title
 
     # -- reading ----------------------------------------------------------------------------
@@ -517,8 +517,8 @@ class FactIndex:
         posts = (await db.fetch(_posts_sql(dialect, False)))[0]
         links = (await db.fetch(_links_sql(dialect, False)))[0]
         vocabulary = (await db.fetch(_vocabulary_sql(dialect)))[0]
-        ids = orjson.loads(posts[0])
-        top = max([*ids, *orjson.loads(links[1]), 0])
+        ids, linked = _ints(posts[0]), _ints(links[1])
+        top = max(int(ids.max(initial=0)), int(linked.max(initial=0)))
         facts = Facts.empty(version)._copy(version, top + 1)
         facts._apply(np.zeros(0, dtype=np.int64), posts, links, vocabulary)
         self.loads += 1
