@@ -578,6 +578,8 @@ def _store(dialect: str, config: Config, skip_import: bool) -> tuple[stores.Stor
     _say(f"[{dialect}] importing {config.count:,} documents")
     timing = stores.import_corpus(store, config.corpus, config.count)
     _say(f"  {timing.docs_per_second:,.0f} docs/s ({timing.wall_seconds:.1f} s wall-clock)")
+    if dialect == "postgresql":
+        _say(f"  VACUUM (ANALYZE) in {stores.settle_postgres():.1f} s, before measuring")
     return store, timing.as_dict()
 
 
