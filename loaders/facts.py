@@ -139,7 +139,7 @@ class _Title:
     """Public posts in title order (by code point, then id): for TITLE pages."""
 
     pairs: list[tuple[str, int]]
-    rank: np.ndarray  # by post id: the post's place in ``pairs``
+    rank: np.ndarray | None = None  # by post id: the post's place in ``pairs``, made when first needed
 
 
 @dataclass(slots=True)
@@ -204,6 +204,7 @@ class Facts:
             dict(self.links),
             {f: dict(v) for f, v in self.names.items()},
             {f: dict(v) for f, v in self.terms.items()},
+            _title=_Title(list(self._title.pairs)) if self._title is not None else None,
         )
 
     def _apply(
@@ -216,9 +217,20 @@ class Facts:
         self.present[gone] = False
         for codes in self.codes.values():
             codes[gone] = -1
-        for title_id in np.flatnonzero(gone):
+        # The title order, when one was made, follows the change rather than being sorted again
+        # (a sort of 100,000 titles takes a quarter of a second).
+        pairs = self._title.pairs if self._title is not None else None
+        for title_id in np.flatnonzero(gone).tolist():
+            title = self.titles[title_id]
+            if pairs is not None and title is not None:
+                del pairs[bisect.bisect_left(pairs, (title, title_id))]
             self.titles[title_id] = None
         self._set_posts(posts)
+        if pairs is not None:
+            for title_id in np.flatnonzero(gone & self.present).tolist():
+                new_title = self.titles[title_id]
+                assert new_title is not None  # a public post has a title
+                bisect.insort(pairs, (new_title, title_id))
         kinds, post_ids, term_ids = (_ints(text) for text in links)
         for n, facet in enumerate(LINKS):
             old_posts, old_terms = self.links[facet]
@@ -345,10 +357,11 @@ class Facts:
 
     def title_order(self) -> _Title:
         if self._title is None:
-            pairs = sorted((title, post_id) for post_id, title in enumerate(self.titles) if title is not None)
+            self._title = _Title(sorted((t, post_id) for post_id, t in enumerate(self.titles) if t is not None))
+        if self._title.rank is None:
             rank = np.zeros(self.size, dtype=np.int64)
-            rank[[post_id for _, post_id in pairs]] = np.arange(len(pairs), dtype=np.int64)
-            self._title = _Title(pairs, rank)
+            rank[[post_id for _, post_id in self._title.pairs]] = np.arange(len(self._title.pairs), dtype=np.int64)
+            self._title.rank = rank
         return self._title
 
     def page(
@@ -368,7 +381,9 @@ class Facts:
         if key == "newest":
             packed = ids
         elif key == "title":
-            packed = self.title_order().rank[ids] * ID_SPACE + ids
+            rank = self.title_order().rank
+            assert rank is not None
+            packed = rank[ids] * ID_SPACE + ids
         else:
             packed = self.numbers[key][ids] * ID_SPACE + ids
         keep = np.ones(len(ids), dtype=bool)

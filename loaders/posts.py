@@ -326,12 +326,12 @@ async def page(
                 return await _page_of(db, q, search, ordering, page_ids, more, keys)
         if not ranked_only:
             # Not ranked yet: rank only the posts the filters hold.
-            mask = facts.mask(replace(selection, search=None), await _matches(db, facts, search))
+            mask = await _selected(db, facts, selection)
             candidates = [int(i) for i in np.flatnonzero(mask)]
             if not candidates:
                 return Page([], [], [], False)
     elif facts is not None:
-        mask = facts.mask(replace(selection, search=None), await _matches(db, facts, search))
+        mask = await _selected(db, facts, selection)
         found = facts.page(mask, ordering, size, forward=forward, after=after, before=before)
         if found is not None:
             return await _page_of(db, q, search, ordering, *found)
@@ -433,6 +433,11 @@ async def _facts(db: RequestDb, selection: Selection) -> Facts | None:
     if selection.archived or not db.pool.use_facts:
         return None
     return await db.pool.facts.at(db)
+
+
+async def _selected(db: RequestDb, facts: Facts, selection: Selection) -> np.ndarray:
+    """The posts the selection holds, its search included, as the index's mask."""
+    return facts.mask(replace(selection, search=None), await _matches(db, facts, selection.search))
 
 
 async def _matches(db: RequestDb, facts: Facts, terms: SearchTerms | None) -> np.ndarray | None:
@@ -555,7 +560,7 @@ async def count(db: RequestDb, selection: Selection) -> int:
             if kept[0] is not None:
                 return int(np.count_nonzero(facts.mask(Selection(), kept[0])))
         elif facts is not None:
-            mask = facts.mask(replace(selection, search=None), await _matches(db, facts, search))
+            mask = await _selected(db, facts, selection)
             return int(np.count_nonzero(mask))
         if _search_only(selection) and selection.search is not None:
             # Counted in the search index, without reading the posts (see page()).
@@ -595,7 +600,7 @@ async def _facet(db: RequestDb, selection: Selection, name: str, limit: int) -> 
     narrowed = selection.without(name)
     facts = await _facts(db, narrowed)
     if facts is not None:
-        mask = facts.mask(replace(narrowed, search=None), await _matches(db, facts, narrowed.search))
+        mask = await _selected(db, facts, narrowed)
         return facts.facet(name, mask, limit)
     value, link, vocabulary, type_column = _FACET_SOURCES[name]
     q = _Query(db.dialect)

@@ -342,3 +342,33 @@ def test_a_server_on_a_new_store_starts_with_an_empty_index(tmp_path: Path) -> N
         assert response.json()["data"]["facets"]["topic"] == []
         index = app.state.read_pool.facts
         assert index.current is not None and not index.current.present.any()
+
+
+def test_the_title_order_follows_retitled_posts(corpus: Corpus, watch: Watch, tmp_path: Path) -> None:
+    by_title = Ordering("title", descending=False)
+    before = watch.ask(Selection(), by_title)["ids"]
+    index = watch.index
+    assert index.current is not None and index.current._title is not None  # made by that walk
+    # When two posts get titles that sort first and last, in one import.
+    folder = tmp_path / "retitled"
+    folder.mkdir()
+    sources = read_sources(corpus.folder)
+    for source, title in ((sources[5], "Aardvark first: a retitled post"), (sources[6], "zzz last, retitled")):
+        (folder / source.path.name).write_text(render(dataclasses.replace(source.document, title=title)), "utf-8")
+    assert asyncio.run(import_folder(corpus.url, folder)).updated == 2
+    # Then the next request (any ordering) applies the change to the title order it carries over,
+    # without sorting every title again...
+    watch.ask(Selection(has_images=True))
+    assert index.loads == 1 and index.deltas >= 1
+    carried = index.current._title if index.current is not None else None
+    assert carried is not None and carried.rank is None  # updated in place, rank not yet made
+    assert carried.pairs == sorted(carried.pairs) and ("zzz last, retitled", sources[6].id) in carried.pairs
+    # ...and pages by title agree with SQL.
+    after = watch.ask(Selection(), by_title)["ids"]
+    assert after[0] == sources[5].id and after[-1] == sources[6].id
+    assert sorted(after) == sorted(before)
+    # And back: the original titles return to their places.
+    for source in (sources[5], sources[6]):
+        (folder / source.path.name).write_text(render(source.document), "utf-8")
+    assert asyncio.run(import_folder(corpus.url, folder)).updated == 2
+    assert watch.ask(Selection(), by_title)["ids"] == before
