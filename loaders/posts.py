@@ -305,13 +305,12 @@ async def page(
     ranked_only = relevance and _search_only(selection)
     key_sql = _sort_key(ordering.key, db.dialect)
     id_sql = "s.id" if ranked_only else "post.id"
-    # Filters are answered from the fact index where it can (see loaders.facts): the posts
-    # selected, and the page's ids too unless they are ranked by relevance.
-    # Ranked by relevance, the index holds the ranking of every match once it was computed: a
-    # search alone computes it for its second page (the first is ranked and cut in SQL, which
-    # costs less than reading every match's rank), and later pages, or filters of the same
-    # search, then cost no ranking.
-    # Every post newest first (the listing) is an index range in SQL: no need of the fact index.
+    # The fact index (loaders.facts) finds the selected posts, and the page's ids for every
+    # ordering but relevance. Ranked by relevance, it keeps the ranking of every match once
+    # computed: a search alone computes it for its second page (the first is ranked and cut in
+    # SQL, which costs less than reading every match's rank), and later pages, or filters of
+    # the same search, then cost no ranking. Every post newest first (the listing) is an index
+    # range in SQL and needs no fact index.
     plain = selection == Selection() and ordering.key == "newest"
     facts = None if plain else await _facts(db, selection)
     candidates: list[int] | None = None
