@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-import models
 from documents import render
 from documents.synth import write
 from loaders import ReadPool, RequestDb
@@ -31,6 +30,8 @@ from loaders import facts as facts_module
 from loaders.posts import STOP_WORDS, Ordering, SearchTerms, Selection, count, facet, page
 from server.app import create_app
 from server.settings import Settings
+from store.edit import set_archived
+from tests.editing import on_store
 
 from .finding import import_folder, read_sources
 
@@ -219,16 +220,22 @@ def rewrite(folder: Path, corpus: Corpus, count: int, change: Callable[[Any], An
     assert receipt.updated == count
 
 
-def execute(url: str, statement: str) -> None:
-    async def main() -> None:
-        engine = models.create_engine(url)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(text(statement))
-        finally:
-            await engine.dispose()
+def archive(url: str, post_id: int, archived: bool) -> None:
+    """Archive or restore a post as an editor does (store.edit: the version and the purge log too)."""
 
-    asyncio.run(main())
+    def edit(conn: Any) -> None:
+        set_archived(conn, post_id, archived, author="test")
+        conn.commit()
+
+    on_store(url, edit)
+
+
+def execute(url: str, statement: str) -> None:
+    def run_it(conn: Any) -> None:
+        conn.execute(text(statement))
+        conn.commit()
+
+    on_store(url, run_it)
 
 
 def test_an_import_reaches_the_index_as_a_delta(corpus: Corpus, watch: Watch, tmp_path: Path) -> None:
@@ -259,26 +266,12 @@ def test_an_import_reaches_the_index_as_a_delta(corpus: Corpus, watch: Watch, tm
 def test_archived_posts_leave_the_index(corpus: Corpus, watch: Watch) -> None:
     everything = watch.ask(Selection())
     first = everything["ids"][0]
-    execute(corpus.url, f"UPDATE post SET archived_at = CURRENT_TIMESTAMP WHERE id = {first}")
+    archive(corpus.url, first, True)
     try:
-        # An archive through the store's own write path bumps the version and logs the post; here
-        # the log is written by hand, as store.purge.record does.
-        execute(corpus.url, "UPDATE store_version SET version = version + 1 WHERE id = 1")
-        execute(
-            corpus.url,
-            "INSERT INTO purge_log (version, keys, created_at) "
-            f"SELECT version, 'p{first} lists', CURRENT_TIMESTAMP FROM store_version WHERE id = 1",
-        )
         after = watch.ask(Selection())
         assert first not in after["ids"] and after["count"] == everything["count"] - 1
     finally:
-        execute(corpus.url, f"UPDATE post SET archived_at = NULL WHERE id = {first}")
-        execute(corpus.url, "UPDATE store_version SET version = version + 1 WHERE id = 1")
-        execute(
-            corpus.url,
-            "INSERT INTO purge_log (version, keys, created_at) "
-            f"SELECT version, 'p{first} lists', CURRENT_TIMESTAMP FROM store_version WHERE id = 1",
-        )
+        archive(corpus.url, first, False)
     assert watch.ask(Selection())["count"] == everything["count"]
 
 
