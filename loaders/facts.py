@@ -50,7 +50,7 @@ import orjson
 
 from .aggregates import store_version
 from .db import ReadPool, RequestDb
-from .sql import Dialect, keys_param
+from .sql import Dialect, keys_param, sql
 
 if TYPE_CHECKING:
     from .posts import Ordering, Selection
@@ -86,30 +86,27 @@ def _day_sql(dialect: Dialect) -> str:
     return f"COALESCE(last_reviewed - DATE '0001-01-01' + 1, {_NO_DATE})"
 
 
-def _agg(dialect: Dialect, expression: str) -> str:
+def json_array(dialect: Dialect, expression: str) -> str:
+    """An aggregate of ``expression`` over the rows as one JSON array (text), ``[]`` for none."""
     return f"json_group_array({expression})" if dialect == "sqlite" else f"coalesce(json_agg({expression}), '[]')::text"
 
 
 def _posts_sql(dialect: Dialect, by_ids: bool) -> str:
     columns = ["id", *SCALARS, *(f"CASE WHEN {f} THEN 1 ELSE 0 END" for f in FLAGS), *NUMBERS, _day_sql(dialect)]
-    where = "archived_at IS NULL"
-    if by_ids:
-        where += " AND id IN (SELECT value FROM json_each(?1))" if dialect == "sqlite" else " AND id = ANY($1)"
-    aggregates = ", ".join(_agg(dialect, c) for c in [*columns, "title"])
-    return f"SELECT {aggregates} FROM post WHERE {where}"
+    where = "archived_at IS NULL" + (" AND id IN :keys" if by_ids else "")
+    aggregates = ", ".join(json_array(dialect, c) for c in [*columns, "title"])
+    return sql(f"SELECT {aggregates} FROM post WHERE {where}").text(dialect)
 
 
 def _links_sql(dialect: Dialect, by_ids: bool) -> str:
-    parts = []
-    for n, (link, column, _) in enumerate(LINKS.values()):
-        where = ""
-        if by_ids:
-            where = " WHERE post_id IN (SELECT value FROM json_each(?1))"
-            if dialect == "postgresql":
-                where = " WHERE post_id = ANY($1)"
-        parts.append(f"SELECT {n} AS kind, post_id, {column} AS term FROM {link}{where}")
-    union = " UNION ALL ".join(parts)
-    return f"SELECT {_agg(dialect, 'kind')}, {_agg(dialect, 'post_id')}, {_agg(dialect, 'term')} FROM ({union}) links"
+    """The links of every post (or, by ids, of the posts given once per link table)."""
+    where = " WHERE post_id IN :keys" if by_ids else ""
+    union = " UNION ALL ".join(
+        f"SELECT {n} AS kind, post_id, {column} AS term FROM {link}{where}"
+        for n, (link, column, _) in enumerate(LINKS.values())
+    )
+    aggregates = ", ".join(json_array(dialect, c) for c in ("kind", "post_id", "term"))
+    return sql(f"SELECT {aggregates} FROM ({union}) links").text(dialect)
 
 
 def _vocabulary_sql(dialect: Dialect) -> str:
@@ -117,19 +114,14 @@ def _vocabulary_sql(dialect: Dialect) -> str:
         "SELECT 0 AS kind, id, name, NULL AS type FROM stack_term UNION ALL "
         "SELECT 1, id, name, NULL FROM tool UNION ALL SELECT 2, id, name, type FROM entity"
     )
-    return (
-        f"SELECT {_agg(dialect, 'kind')}, {_agg(dialect, 'id')}, {_agg(dialect, 'name')}, {_agg(dialect, 'type')} "
-        f"FROM ({union}) v"
-    )
+    aggregates = ", ".join(json_array(dialect, c) for c in ("kind", "id", "name", "type"))
+    return f"SELECT {aggregates} FROM ({union}) v"
 
 
-def _log_sql(dialect: Dialect) -> str:
-    if dialect == "sqlite":
-        return "SELECT version, keys FROM purge_log WHERE version > ? ORDER BY id"
-    return "SELECT version, keys FROM purge_log WHERE version > $1 ORDER BY id"
+_LOG = sql("SELECT version, keys FROM purge_log WHERE version > ? ORDER BY id")
 
 
-def _ints(text: str) -> np.ndarray:
+def json_ints(text: str) -> np.ndarray:
     """A JSON array of integers, parsed by NumPy without a Python object per number."""
     return np.fromstring(text.strip()[1:-1], dtype=np.int64, sep=",")
 
@@ -231,7 +223,7 @@ class Facts:
                 new_title = self.titles[title_id]
                 assert new_title is not None  # a public post has a title
                 bisect.insort(pairs, (new_title, title_id))
-        kinds, post_ids, term_ids = (_ints(text) for text in links)
+        kinds, post_ids, term_ids = (json_ints(text) for text in links)
         for n, facet in enumerate(LINKS):
             old_posts, old_terms = self.links[facet]
             keep = ~gone[old_posts]
@@ -254,7 +246,7 @@ class Facts:
             self.terms[facet][term_id] = term
 
     def _set_posts(self, posts: Sequence[Any]) -> None:
-        ids = _ints(posts[0])
+        ids = json_ints(posts[0])
         if not len(ids):
             return
         self.present[ids] = True
@@ -271,10 +263,10 @@ class Facts:
             self.codes[f][ids] = codes
             at += 1
         for f in FLAGS:
-            self.flags[f][ids] = _ints(posts[at]).astype(bool)
+            self.flags[f][ids] = json_ints(posts[at]).astype(bool)
             at += 1
         for f in (*NUMBERS, "last_reviewed"):
-            self.numbers[f][ids] = _ints(posts[at])
+            self.numbers[f][ids] = json_ints(posts[at])
             at += 1
         for post_id, title in zip(ids.tolist(), orjson.loads(posts[at]), strict=True):
             self.titles[post_id] = title
@@ -532,7 +524,7 @@ class FactIndex:
         posts = (await db.fetch(_posts_sql(dialect, False)))[0]
         links = (await db.fetch(_links_sql(dialect, False)))[0]
         vocabulary = (await db.fetch(_vocabulary_sql(dialect)))[0]
-        ids, linked = _ints(posts[0]), _ints(links[1])
+        ids, linked = json_ints(posts[0]), json_ints(links[1])
         top = max(int(ids.max(initial=0)), int(linked.max(initial=0)))
         facts = Facts.empty(version)._copy(version, top + 1)
         facts._apply(np.zeros(0, dtype=np.int64), posts, links, vocabulary)
@@ -547,7 +539,7 @@ class FactIndex:
 
     async def _delta(self, db: RequestDb, current: Facts, version: int) -> Facts | None:
         """``current`` with the posts changed since its version read again, or None for a full load."""
-        rows = await db.fetch(_log_sql(db.dialect), [current.version])
+        rows = await db.fetch(_LOG, [current.version])
         versions: set[int] = set()
         changed: set[int] = set()
         for row in rows:
@@ -563,7 +555,7 @@ class FactIndex:
         param = [keys_param(db.dialect, ids)]
         dialect = db.dialect
         posts = (await db.fetch(_posts_sql(dialect, True), param))[0] if ids else ["[]"] * (len(_COLUMNS) + 1)
-        links = (await db.fetch(_links_sql(dialect, True), param))[0] if ids else ["[]"] * 3
+        links = (await db.fetch(_links_sql(dialect, True), param * len(LINKS)))[0] if ids else ["[]"] * 3
         vocabulary = (await db.fetch(_vocabulary_sql(dialect)))[0]
         top = max([current.size - 1, *ids, 0])
         facts = current._copy(version, top + 1)
@@ -581,4 +573,4 @@ def remember_matches(facts: Facts, key: Hashable, found: Any) -> None:
         facts.matches.popitem(last=False)
 
 
-__all__ = ["DELTA_LIMIT", "FactIndex", "Facts", "remember_matches"]
+__all__ = ["DELTA_LIMIT", "FactIndex", "Facts", "json_array", "json_ints", "remember_matches"]

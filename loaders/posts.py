@@ -25,7 +25,7 @@ import orjson
 from .aggregates import cached
 from .batch import POST_COLUMNS, post_columns
 from .db import RequestDb, Row
-from .facts import Facts, remember_matches
+from .facts import Facts, json_array, json_ints, remember_matches
 from .sql import Dialect, keys_param, placeholders
 
 # Private-use characters mark matches in snippets; the text is HTML-escaped and
@@ -450,9 +450,8 @@ async def _matches(db: RequestDb, facts: Facts, terms: SearchTerms | None) -> np
         else:
             q = _Query(db.dialect)
             ids = _search_ids(q, terms)
-            aggregate = "json_group_array(m.id)" if db.dialect == "sqlite" else "coalesce(json_agg(m.id), '[]')::text"
-            text = await db.scalar(q.text(f"SELECT {aggregate} FROM ({ids}) m"), q.params)
-            found = np.array(orjson.loads(text), dtype=np.int64)
+            text = await db.scalar(q.text(f"SELECT {json_array(db.dialect, 'm.id')} FROM ({ids}) m"), q.params)
+            found = json_ints(text)
         remember_matches(facts, terms, found)
     return found
 
@@ -470,17 +469,15 @@ async def _ranking(
         else:
             q = _Query(db.dialect)
             ranked = _ranked(q, terms)
-            if db.dialect == "sqlite":
-                # 17 significant digits: the text reads back as the same double (cursors hold it).
-                aggregate = "json_group_array(s.id), json_group_array(printf('%!.17g', s.relevance))"
-            else:
-                aggregate = "coalesce(json_agg(s.id), '[]')::text, coalesce(json_agg(s.relevance), '[]')::text"
+            # On SQLite, 17 significant digits: the text reads back as the same double (cursors hold it).
+            value = "printf('%!.17g', s.relevance)" if db.dialect == "sqlite" else "s.relevance"
+            aggregate = f"{json_array(db.dialect, 's.id')}, {json_array(db.dialect, value)}"
             # Materialized: bm25 cannot run inside the aggregate a flattened subquery would make.
             text = f"WITH s AS MATERIALIZED ({ranked}) SELECT {aggregate} FROM s"
             row = (await db.fetch(q.text(text), q.params))[0]
             relevance = orjson.loads(row[1])
             found = (
-                np.array(orjson.loads(row[0]), dtype=np.int64),
+                json_ints(row[0]),
                 np.array([float(r) for r in relevance] if db.dialect == "sqlite" else relevance, dtype=np.float64),
             )
         remember_matches(facts, key, found)
