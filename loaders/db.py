@@ -28,6 +28,7 @@ import asyncpg
 from sqlalchemy.engine import URL
 
 from models.engine import SQLITE_BUSY_TIMEOUT_MS, normalize_url
+from models.search import SQLITE_INSTANCES_DDL
 
 from .sql import Dialect, Sql
 
@@ -131,10 +132,13 @@ class SqliteReadPool(ReadPool):
         conn.row_factory = aiosqlite.Row
         for pragma in (
             f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
-            "PRAGMA query_only=1",
             "PRAGMA cache_size=-65536",  # 64 MiB of page cache per connection
             "PRAGMA mmap_size=268435456",
-            "PRAGMA temp_store=MEMORY",
+            "PRAGMA temp_store=MEMORY",  # (changing it drops temp tables: before the one below)
+            # The search index's vocabulary, for ranking in memory (loaders.postings): a temp
+            # table, made before the connection turns read-only.
+            SQLITE_INSTANCES_DDL,
+            "PRAGMA query_only=1",
         ):
             await conn.execute_fetchall(pragma)
         if self._trace is not None:

@@ -21,7 +21,8 @@ held in memory; this module does the same for the fields ``PostFilter`` and
 Everything here costs a few milliseconds at 100,000 posts, whatever share of the
 store a filter holds. Results are the SQL path's exactly (the tests compare the
 two); the SQL path still answers what the index does not cover: archived posts,
-relevance ranking, and requests whose snapshot the index is not at.
+relevance ranking (on SQLite, ``Facts.text`` ranks searches of words in memory: see
+``loaders.postings``), and requests whose snapshot the index is not at.
 
 Keeping it current: every write bumps the store's version and logs the ids of
 the posts it changed in ``purge_log`` with that version, in its own transaction
@@ -50,6 +51,7 @@ import orjson
 
 from .aggregates import store_version
 from .db import ReadPool, RequestDb
+from .postings import Text
 from .sql import Dialect, keys_param, sql
 
 if TYPE_CHECKING:
@@ -149,6 +151,7 @@ class Facts:
     names: dict[str, dict[Any, int]]  # facet -> term (name, or (name, type) for entities) -> term id
     terms: dict[str, dict[int, Any]]  # facet -> term id -> term
     matches: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict)
+    text: Text | None = None  # what bm25 needs of the search index (SQLite), see loaders.postings
     _title: _Title | None = None
 
     @property
@@ -431,8 +434,20 @@ class Facts:
             less = (relevance < value) | ((relevance == value) & (ids < post_id))
             chosen = less if ordering.descending == later else greater
             ids, relevance = ids[chosen], relevance[chosen]
+        top = ordering.descending == forward  # the page holds the highest relevances
+        if len(ids) > 4 * (size + 1):
+            # Only those at least as relevant as the (size + 1)-th can be on the page (ties kept):
+            # sorting those alone is what makes a page of a common word's 60,000 matches cheap.
+            k = size + 1
+            if top:
+                bound = np.partition(relevance, len(relevance) - k)[len(relevance) - k]
+                near = relevance >= bound
+            else:
+                bound = np.partition(relevance, k - 1)[k - 1]
+                near = relevance <= bound
+            ids, relevance = ids[near], relevance[near]
         order = np.lexsort((ids, relevance))  # ascending by relevance, then id
-        if ordering.descending == forward:
+        if top:
             order = order[::-1]
         order = order[: size + 1]
         more = len(order) > size
@@ -528,6 +543,8 @@ class FactIndex:
         top = max(int(ids.max(initial=0)), int(linked.max(initial=0)))
         facts = Facts.empty(version)._copy(version, top + 1)
         facts._apply(np.zeros(0, dtype=np.int64), posts, links, vocabulary)
+        if dialect == "sqlite":
+            facts.text = await Text.load(db, version)
         self.loads += 1
         log.info(
             "fact index loaded: %d posts at store version %d in %.2fs",
@@ -560,6 +577,8 @@ class FactIndex:
         top = max([current.size - 1, *ids, 0])
         facts = current._copy(version, top + 1)
         facts._apply(np.array(ids, dtype=np.int64), posts, links, vocabulary)
+        if current.text is not None:
+            facts.text = await current.text.delta(db, version, ids)
         self.deltas += 1
         return facts
 

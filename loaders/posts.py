@@ -26,6 +26,7 @@ from .aggregates import cached
 from .batch import POST_COLUMNS, post_columns
 from .db import RequestDb, Row
 from .facts import Facts, json_array, json_ints, remember_matches
+from .postings import BM25
 from .sql import Dialect, keys_param, placeholders
 
 # Private-use characters mark matches in snippets; the text is HTML-escaped and
@@ -38,8 +39,6 @@ _PG_HIDDEN = {"<": "\ue002", ">": "\ue003", "&": "\ue004"}
 _PG_UNHIDE = str.maketrans({v: k for k, v in _PG_HIDDEN.items()})
 _WORD = re.compile(r"\w+", re.UNICODE)
 _PHRASE_OR_WORD = re.compile(r'"([^"]*)"|([^\s"]+)')
-# bm25 weights of post_fts's columns: title, intro, body, checklist, summary, topic.
-_BM25 = "bm25(post_fts, 10.0, 4.0, 1.0, 2.0, 5.0, 5.0)"
 _PG_QUERY_CONFIG = "'english'"
 NO_DATE = "0001-01-01"  # where posts never reviewed sort by last review
 
@@ -307,7 +306,8 @@ async def page(
     id_sql = "s.id" if ranked_only else "post.id"
     # The fact index (loaders.facts) finds the selected posts, and the page's ids for every
     # ordering but relevance. Ranked by relevance, it keeps the ranking of every match once
-    # computed: a search alone computes it for its second page (the first is ranked and cut in
+    # computed: on SQLite a search of words is ranked in memory from the start (loaders.postings);
+    # otherwise a search alone computes it for its second page (the first is ranked and cut in
     # SQL, which costs less than reading every match's rank), and later pages, or filters of
     # the same search, then cost no ranking. Every post newest first (the listing) is an index
     # range in SQL and needs no fact index.
@@ -445,8 +445,12 @@ async def _matches(db: RequestDb, facts: Facts, terms: SearchTerms | None) -> np
         return None
     found = facts.matches.get(terms)
     if found is None:
+        in_memory = _index_terms(facts, terms)
         if terms.empty:
             found = np.zeros(0, dtype=np.int64)
+        elif in_memory is not None:
+            assert facts.text is not None
+            found = await facts.text.matches(db, in_memory)
         else:
             q = _Query(db.dialect)
             ids = _search_ids(q, terms)
@@ -463,9 +467,14 @@ async def _ranking(
     None when not kept and not ``compute``."""
     key = ("ranked", terms)
     found = facts.matches.get(key)
-    if found is None and compute:
+    in_memory = _index_terms(facts, terms) if found is None else None
+    if found is None and (compute or in_memory is not None):
         if terms.empty:
             found = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+        elif in_memory is not None:
+            # Ranked in memory from the search index's posting lists, FTS5's bm25 exactly.
+            assert facts.text is not None
+            found = await facts.text.ranking(db, in_memory)
         else:
             q = _Query(db.dialect)
             ranked = _ranked(q, terms)
@@ -482,6 +491,13 @@ async def _ranking(
             )
         remember_matches(facts, key, found)
     return found
+
+
+def _index_terms(facts: Facts, terms: SearchTerms) -> list[str] | None:
+    """The search's words as search index terms, when it can be ranked in memory (loaders.postings)."""
+    if facts.text is None or terms.phrases or not terms.words:
+        return None
+    return facts.text.terms(terms.words)
 
 
 def _sort_key(key: str, dialect: Dialect) -> str:
@@ -507,7 +523,7 @@ def _ranked(q: _Query, terms: SearchTerms, among: list[int] | None = None) -> st
     """Matching post ids with their relevance, higher is better; only those ``among`` these when given."""
     if q.dialect == "sqlite":
         # bm25 is lower for better matches; relevance is its negation.
-        text = f"SELECT rowid AS id, -{_BM25} AS relevance FROM post_fts WHERE post_fts MATCH {q.param(terms.fts5())}"
+        text = f"SELECT rowid AS id, -{BM25} AS relevance FROM post_fts WHERE post_fts MATCH {q.param(terms.fts5())}"
         # +rowid: the candidates filter the matches; offered to FTS5 as a rowid constraint, each
         # candidate would run the whole match again (seconds for a few thousand).
         return text if among is None else f"{text} AND +rowid {q.values(tuple(among))}"
@@ -553,6 +569,8 @@ async def count(db: RequestDb, selection: Selection) -> int:
         if facts is not None and search is not None and _search_only(selection):
             # A search alone: counted from what the index keeps of it, else in the search index.
             kept = facts.matches.get(("ranked", search)) or (facts.matches.get(search),)
+            if kept[0] is None and _index_terms(facts, search) is not None:
+                kept = (await _matches(db, facts, search),)
             if kept[0] is not None:
                 return int(np.count_nonzero(facts.mask(Selection(), kept[0])))
         elif facts is not None:

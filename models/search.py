@@ -19,9 +19,19 @@ from sqlalchemy import Connection, text
 
 SEARCH_COLUMNS = ("title", "intro", "body", "checklist", "summary", "topic")
 
+# FTS5's tokenizer for post_fts (loaders.postings tokenizes words and posts with it too).
+SQLITE_TOKENIZE = "porter unicode61 remove_diacritics 2"
+
+# post_fts's vocabulary, occurrence by occurrence (rows in (term, post) order), for ranking in
+# memory (loaders.postings): a temp table each read connection makes for itself.
+SQLITE_INSTANCES = "temp.post_fts_instance"
+SQLITE_INSTANCES_DDL = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {SQLITE_INSTANCES} USING fts5vocab(main, post_fts, instance)"
+)
+
 SQLITE_DDL = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS post_fts USING fts5("
-    "title, intro, body, checklist, summary, topic, tokenize = 'porter unicode61 remove_diacritics 2')",
+    f"title, intro, body, checklist, summary, topic, tokenize = '{SQLITE_TOKENIZE}')",
 )
 
 POSTGRES_DDL = (

@@ -34,6 +34,7 @@ from starlette.testclient import TestClient
 import models
 from documents import BulletList, Document, Entity, Heading, Paragraph, parse, render, slug_for, to_dict
 from documents.synth import synthesize, write
+from loaders import ReadPool
 from server.app import create_app
 from server.settings import Settings
 from store.importer import Receipt, collect_sources, import_sources
@@ -163,6 +164,19 @@ class Source:
     def words(self) -> frozenset[str]:
         """Every token of the texts search looks at."""
         return frozenset(t for unit in search_units(self.document) for t in tokens(unit))
+
+
+class OpenPool:
+    """A read pool kept open across writes, with the event loop its requests run on."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.loop = asyncio.new_event_loop()
+        self.pool: ReadPool = self.loop.run_until_complete(ReadPool.open(url, 2))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.pool.close())
+        self.loop.close()
 
 
 def read_sources(folder: Path, first_id: int = 1) -> list[Source]:

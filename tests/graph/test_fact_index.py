@@ -33,7 +33,7 @@ from server.settings import Settings
 from store.edit import set_archived
 from tests.editing import on_store
 
-from .finding import import_folder, read_sources
+from .finding import OpenPool, import_folder, read_sources
 
 POSTS = 300
 SEED = 515
@@ -178,13 +178,8 @@ def test_broad_selections_agree_in_every_ordering(corpus: Corpus) -> None:
     assert run(corpus.url, compare) == 2 * (len(ORDERINGS) - 2) + len(ORDERINGS)
 
 
-class Watch:
+class Watch(OpenPool):
     """A pool kept open across writes, to see what its index does."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.loop = asyncio.new_event_loop()
-        self.pool: ReadPool = self.loop.run_until_complete(ReadPool.open(url, 2))
 
     def ask(self, selection: Selection, ordering: Ordering | None = None) -> dict[str, Any]:
         ordering = ordering or Ordering()
@@ -195,10 +190,6 @@ class Watch:
     @property
     def index(self) -> facts_module.FactIndex:
         return self.pool.facts
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.pool.close())
-        self.loop.close()
 
 
 @pytest.fixture

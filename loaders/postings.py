@@ -1,0 +1,336 @@
+"""Searches ranked by bm25 in memory, from FTS5's own posting lists (SQLite).
+
+FTS5 ranks a search by computing bm25 for every post it matches before it can
+cut a page: a word in 65,000 of 100,000 posts took 50 to 100 ms however small the
+page, and the site's most common words are its most frequent searches. Search
+engines answer those from posting lists held in memory; this module does the
+same with FTS5's data, so that the ranking is FTS5's to the last bit:
+
+- a term's posting list (the posts that hold it, and its weighted frequency in
+  each: every occurrence counts its column's weight) is read once from the index
+  through a ``fts5vocab`` table, then kept within ``BUDGET`` bytes, least
+  recently used first out;
+- each post's length in tokens comes from ``post_fts_docsize`` and the number
+  of rows and tokens from FTS5's own totals record, read with the fact index;
+- bm25 is then computed with NumPy in the order and precision of FTS5's C code
+  (``fts5_aux.c``), each elementwise step being one correctly rounded IEEE
+  operation, so scores, orders and cursors are exactly those of the SQL path
+  (the tests compare the two, value for value).
+
+Writes: the fact index applies the posts each write changed (``loaders.facts``);
+here their text is read again and tokenized by FTS5 itself, on an in-memory
+table with the same tokenizer, into an overlay that replaces those posts in
+every posting list. Past ``OVERLAY_LIMIT`` changed posts the overlay is folded
+into new posting lists. A list read at a store version is used only at that
+version or later.
+
+Searches with a quoted phrase, or with a word that FTS5 splits into several
+tokens, are left to FTS5: its positions decide those.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from models.search import SEARCH_COLUMNS, SQLITE_INSTANCES, SQLITE_TOKENIZE
+
+from .db import RequestDb
+
+log = logging.getLogger("alphanode.search")
+
+# bm25 weights of post_fts's columns, in SEARCH_COLUMNS order.
+WEIGHTS = (10.0, 4.0, 1.0, 2.0, 5.0, 5.0)
+BM25 = f"bm25(post_fts, {', '.join(str(w) for w in WEIGHTS)})"
+K1 = 1.2  # FTS5's bm25 constants
+B = 0.75
+# Bytes of posting lists kept per read pool: 8 a post a term (its id and weighted frequency).
+BUDGET = 64 * 2**20
+# Changed posts kept beside the posting lists before they are folded into them.
+OVERLAY_LIMIT = 2_000
+
+_WEIGHT_CASE = (
+    "CASE col " + " ".join(f"WHEN '{c}' THEN {int(w)}" for c, w in zip(SEARCH_COLUMNS, WEIGHTS, strict=True)) + " END"
+)
+_POSTINGS = (
+    "SELECT json_group_array(doc), json_group_array(f) FROM "
+    f"(SELECT doc, sum({_WEIGHT_CASE}) AS f FROM {SQLITE_INSTANCES} WHERE term = ? GROUP BY doc)"
+)
+_TOTALS = "SELECT hex(block) FROM post_fts_data WHERE id = 1"  # FTS5's averages record
+_SIZES = "SELECT json_group_array(id), group_concat(hex(sz), '') FROM post_fts_docsize"
+_CHANGED = (
+    "SELECT c.id, c.c0, c.c1, c.c2, c.c3, c.c4, c.c5, hex(d.sz) FROM post_fts_content c "
+    "JOIN post_fts_docsize d ON d.id = c.id WHERE c.id IN (SELECT value FROM json_each(?))"
+)
+
+
+def varints(data: bytes) -> np.ndarray:
+    """SQLite varints (big-endian groups of 7 bits, the high bit set on all but the last byte), decoded."""
+    b = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(b < 0x80)
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    lengths = ends - starts + 1
+    values = np.zeros(len(ends), dtype=np.int64)
+    for k in range(int(lengths.max(initial=0))):
+        more = lengths > k
+        values[more] = (values[more] << 7) | (b[starts[more] + k] & 0x7F)
+    return values
+
+
+class Tokenizer:
+    """FTS5's tokenizer, run on an in-memory table made like ``post_fts``: words and changed
+    posts become terms exactly as the store's index makes them."""
+
+    def __init__(self) -> None:
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.execute(f"CREATE VIRTUAL TABLE t USING fts5({', '.join(SEARCH_COLUMNS)}, tokenize = '{SQLITE_TOKENIZE}')")
+        conn.execute("CREATE VIRTUAL TABLE t_instance USING fts5vocab(t, instance)")
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._terms: dict[str, str | None] = {}
+
+    def term(self, word: str) -> str | None:
+        """The index term of a word, or None when FTS5 makes no token or several of it."""
+        if word in self._terms:
+            return self._terms[word]
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.execute("INSERT INTO t(rowid, title) VALUES (1, ?)", (word,))
+                found = [row[0] for row in self._conn.execute("SELECT term FROM t_instance")]
+            finally:
+                self._conn.execute("ROLLBACK")
+        term = found[0] if len(found) == 1 else None
+        if len(self._terms) < 100_000:
+            self._terms[word] = term
+        return term
+
+    def frequencies(self, rows: Sequence[Sequence[Any]]) -> dict[int, dict[str, float]]:
+        """Post id -> term -> weighted frequency, for rows of (id, the six columns' text)."""
+        found: dict[int, dict[str, float]] = {int(row[0]): {} for row in rows}
+        if not rows:
+            return found
+        columns = ", ".join(SEARCH_COLUMNS)
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(f"INSERT INTO t(rowid, {columns}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                text = f"SELECT doc, term, sum({_WEIGHT_CASE}) FROM t_instance GROUP BY doc, term"
+                for doc, term, frequency in self._conn.execute(text):
+                    found[doc][term] = float(frequency)
+            finally:
+                self._conn.execute("ROLLBACK")
+        return found
+
+
+_tokenizer: Tokenizer | None = None
+
+
+def tokenizer() -> Tokenizer:
+    global _tokenizer
+    if _tokenizer is None:
+        _tokenizer = Tokenizer()
+    return _tokenizer
+
+
+@dataclass(frozen=True, slots=True)
+class _List:
+    """One term's posting list: post ids ascending, the term's weighted frequency in each."""
+
+    ids: np.ndarray  # int32
+    frequency: np.ndarray  # float32 (sums of integer weights: exact)
+    read_at: int  # the store version it was read at
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.ids.nbytes + self.frequency.nbytes)
+
+
+class _Lists:
+    """The posting lists kept for one base version, shared by the Text snapshots built on it."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self.lists: OrderedDict[str, _List] = OrderedDict()
+        self.nbytes = 0
+
+    def get(self, term: str, version: int) -> _List | None:
+        found = self.lists.get(term)
+        if found is None or found.read_at > version:
+            return None
+        self.lists.move_to_end(term)
+        return found
+
+    def put(self, term: str, found: _List) -> None:
+        old = self.lists.pop(term, None)
+        if old is not None:
+            self.nbytes -= old.nbytes
+        self.lists[term] = found
+        self.nbytes += found.nbytes
+        while self.nbytes > BUDGET and len(self.lists) > 1:
+            _, dropped = self.lists.popitem(last=False)
+            self.nbytes -= dropped.nbytes
+
+
+@dataclass(slots=True)
+class Text:
+    """What bm25 needs of the search index at one store version. Never changed once built,
+    but for the posting lists it reads and keeps."""
+
+    version: int
+    sizes: np.ndarray = field(repr=False)  # int64 by post id: the post's length in tokens (0: no row)
+    rows: int  # rows in the search index (FTS5's count, archived posts included)
+    tokens: int  # tokens in all of them
+    lists: _Lists
+    changed: np.ndarray = field(repr=False)  # bool by post id: changed since the lists' base version
+    # Changed posts that have a row: term -> weighted frequency.
+    overlay: dict[int, dict[str, float]] = field(repr=False)
+
+    # -- building -------------------------------------------------------------------------
+
+    @classmethod
+    async def load(cls, db: RequestDb, version: int) -> Text:
+        """Read the totals and every post's length at the request's snapshot (version ``version``)."""
+        rows, tokens = await _totals(db)
+        ids_text, hexes = (await db.fetch(_SIZES))[0]
+        ids = np.fromstring(ids_text.strip()[1:-1], dtype=np.int64, sep=",")
+        sizes = np.zeros(int(ids.max(initial=0)) + 1, dtype=np.int64)
+        if len(ids):
+            sizes[ids] = varints(bytes.fromhex(hexes)).reshape(len(ids), len(SEARCH_COLUMNS)).sum(axis=1)
+        return cls(version, sizes, rows, tokens, _Lists(version), np.zeros(len(sizes), dtype=bool), {})
+
+    async def delta(self, db: RequestDb, version: int, changed: Sequence[int]) -> Text:
+        """This text with the ``changed`` posts read again at the request's snapshot (``version``)."""
+        rows, tokens = await _totals(db)
+        found = await db.fetch(_CHANGED, [orjson.dumps(list(changed)).decode()]) if changed else []
+        top = max([len(self.sizes) - 1, *changed])
+        sizes = np.zeros(top + 1, dtype=np.int64)
+        sizes[: len(self.sizes)] = self.sizes
+        marked = np.zeros(top + 1, dtype=bool)
+        marked[: len(self.changed)] = self.changed
+        ids = np.array(list(changed), dtype=np.int64)
+        sizes[ids] = 0
+        marked[ids] = True
+        overlay = dict(self.overlay)
+        for post_id in changed:
+            overlay.pop(post_id, None)
+        for row in found:
+            sizes[row[0]] = int(varints(bytes.fromhex(row[7])).sum())
+        overlay.update(tokenizer().frequencies([tuple(row[:7]) for row in found]))
+        text = Text(version, sizes, rows, tokens, self.lists, marked, overlay)
+        if np.count_nonzero(marked) > OVERLAY_LIMIT:
+            text = text._folded()
+        return text
+
+    def _folded(self) -> Text:
+        """The same text with the overlay folded into new posting lists (kept lists only)."""
+        lists = _Lists(self.version)
+        for term in list(self.lists.lists):
+            ids, frequency = self._list(term, self.lists.lists[term])
+            lists.put(term, _List(ids.astype(np.int32), frequency.astype(np.float32), self.version))
+        return Text(self.version, self.sizes, self.rows, self.tokens, lists, np.zeros(len(self.sizes), bool), {})
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def terms(self, words: Sequence[str]) -> list[str] | None:
+        """The index terms of a search's words, one each; None when a word is not one term."""
+        out = []
+        for word in words:
+            term = tokenizer().term(word)
+            if term is None:
+                return None
+            out.append(term)
+        return out
+
+    async def postings(self, db: RequestDb, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """The term's posting list at this version: post ids ascending, weighted frequencies."""
+        kept = self.lists.get(term, self.version)
+        if kept is None:
+            ids_text, frequency_text = (await db.fetch(_POSTINGS, [term]))[0]
+            ids = np.fromstring(ids_text.strip()[1:-1], dtype=np.int64, sep=",")
+            frequency = np.fromstring(frequency_text.strip()[1:-1], dtype=np.float64, sep=",")
+            order = np.argsort(ids, kind="stable")
+            kept = _List(ids[order].astype(np.int32), frequency[order].astype(np.float32), self.version)
+            self.lists.put(term, kept)
+        return self._list(term, kept)
+
+    def _list(self, term: str, kept: _List) -> tuple[np.ndarray, np.ndarray]:
+        """A kept list as it is at this version: the changed posts' entries from the overlay."""
+        ids = kept.ids.astype(np.int64)
+        frequency = kept.frequency.astype(np.float64)
+        if not self.overlay and not self.changed.any():
+            return ids, frequency
+        inside = ids < len(self.changed)
+        keep = np.ones(len(ids), dtype=bool)
+        keep[inside] = ~self.changed[ids[inside]]
+        ids, frequency = ids[keep], frequency[keep]
+        extra = sorted((post_id, terms[term]) for post_id, terms in self.overlay.items() if term in terms)
+        if extra:
+            added = np.array([p for p, _ in extra], dtype=np.int64)
+            at = np.searchsorted(ids, added)
+            ids = np.insert(ids, at, added)
+            frequency = np.insert(frequency, at, np.array([f for _, f in extra], dtype=np.float64))
+        return ids, frequency
+
+    async def matches(self, db: RequestDb, terms: Sequence[str]) -> np.ndarray:
+        """The posts holding every term (archived ones too), ids ascending."""
+        return _common([await self.postings(db, term) for term in dict.fromkeys(terms)], len(self.sizes))
+
+    async def ranking(self, db: RequestDb, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Every post holding every term (archived ones too) and its relevance: FTS5's
+        ``-bm25(post_fts, WEIGHTS)`` for the query of these terms, in this order."""
+        lists = {term: await self.postings(db, term) for term in dict.fromkeys(terms)}
+        matched = _common(list(lists.values()), len(self.sizes))
+        score = np.zeros(len(matched), dtype=np.float64)
+        if not len(matched) or not self.rows:
+            return matched, score
+        # fts5_aux.c: avgdl = nToken / nRow; IDF = log((nRow - nHit + 0.5) / (nHit + 0.5)), at
+        # least 1e-6; each phrase adds IDF * (f * (k1 + 1)) / (f + k1 * (1 - b + b * D / avgdl)).
+        average = float(self.tokens) / float(self.rows)
+        length = self.sizes[matched].astype(np.float64)
+        normal = K1 * ((1 - B) + (B * length) / average)
+        dense = np.zeros(len(self.sizes), dtype=np.float64)
+        for term in terms:
+            ids, frequency = lists[term]
+            dense[ids] = frequency
+            f = dense[matched]
+            dense[ids] = 0.0
+            idf = math.log((self.rows - len(ids) + 0.5) / (len(ids) + 0.5))
+            if idf <= 0.0:
+                idf = 1e-6
+            score += idf * ((f * (K1 + 1.0)) / (f + normal))
+        return matched, score
+
+
+def _common(lists: Sequence[tuple[np.ndarray, np.ndarray]], size: int) -> np.ndarray:
+    """The post ids in every list, ascending."""
+    if not lists:
+        return np.zeros(0, dtype=np.int64)
+    ordered = sorted(lists, key=lambda pair: len(pair[0]))
+    found = ordered[0][0]
+    for ids, _ in ordered[1:]:
+        holds = np.zeros(size, dtype=bool)
+        holds[ids] = True
+        found = found[holds[found]]
+    return found
+
+
+async def _totals(db: RequestDb) -> tuple[int, int]:
+    """FTS5's count of rows and of tokens in all of them (its averages record)."""
+    block = await db.scalar(_TOTALS)
+    values = varints(bytes.fromhex(block or ""))
+    if not len(values):  # a new store's index has written no totals yet
+        return 0, 0
+    return int(values[0]), int(values[1:].sum())
+
+
+__all__ = ["BM25", "WEIGHTS", "Text", "Tokenizer", "tokenizer", "varints"]

@@ -1,0 +1,238 @@
+"""Searches ranked in memory (loaders.postings): FTS5's bm25 to the last bit, kept current by writes.
+
+SQLite only: PostgreSQL ranks with ts_rank in the database. A store of 200
+synthesized posts; each check compares the in-memory ranking (post ids and their
+relevance) with what FTS5 itself computes, ``-bm25(post_fts, …)`` read back as
+17 significant digits, value for value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from documents import render
+from documents.synth import write
+from loaders import RequestDb
+from loaders import postings as postings_module
+from loaders.facts import Facts
+from loaders.postings import BM25, Tokenizer, varints
+from loaders.posts import STOP_WORDS, Ordering, SearchTerms, Selection, _index_terms, count, page
+
+from .finding import OpenPool, import_folder, read_sources, write_new_documents
+
+POSTS = 200
+SEED = 7301
+
+
+@dataclasses.dataclass
+class Corpus:
+    url: str
+    folder: Path
+    words: list[str]  # words of the corpus's titles, stop words left out
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
+    url = f"sqlite:///{tmp_path_factory.mktemp('in-memory') / 'store.db'}"
+    folder = tmp_path_factory.mktemp("in-memory-documents")
+    write(folder, POSTS, seed=SEED)
+    assert asyncio.run(import_folder(url, folder)).created == POSTS
+    titles = [s.data["title"] for s in read_sources(folder)]
+    words = sorted({w for t in titles for w in t.lower().split() if w.isalpha() and w not in STOP_WORDS})
+    return Corpus(url, folder, words)
+
+
+class Watch(OpenPool):
+    """A read pool kept open across writes, asking through one event loop."""
+
+    def run(self, work: Any) -> Any:
+        async def in_request() -> Any:
+            db = RequestDb(self.pool)
+            try:
+                return await work(db)
+            finally:
+                await db.close()
+
+        return self.loop.run_until_complete(in_request())
+
+    def facts(self) -> Facts:
+        async def at(db: RequestDb) -> Facts:
+            facts = await self.pool.facts.at(db)
+            assert facts is not None and facts.text is not None
+            return facts
+
+        found: Facts = self.run(at)
+        return found
+
+    def compare(self, text: str) -> int:
+        """The in-memory ranking of ``text`` against FTS5's; the number of posts it matches."""
+        terms = SearchTerms.parse(text)
+
+        async def both(db: RequestDb) -> tuple[Any, Any]:
+            facts = await self.pool.facts.at(db)
+            assert facts is not None and facts.text is not None
+            index_terms = facts.text.terms(terms.words)
+            assert index_terms is not None, text
+            ids, relevance = await facts.text.ranking(db, index_terms)
+            rows = await db.fetch(
+                f"SELECT rowid, printf('%!.17g', -{BM25}) FROM post_fts WHERE post_fts MATCH ? ORDER BY rowid",
+                [terms.fts5()],
+            )
+            return (ids.tolist(), relevance.tolist()), ([r[0] for r in rows], [float(r[1]) for r in rows])
+
+        in_memory, in_fts5 = self.run(both)
+        assert in_memory == in_fts5, text
+        return len(in_memory[0])
+
+
+@pytest.fixture
+def watch(corpus: Corpus) -> Iterator[Watch]:
+    w = Watch(corpus.url)
+    yield w
+    w.close()
+
+
+def test_rankings_are_fts5s_to_the_last_bit(corpus: Corpus, watch: Watch) -> None:
+    words = corpus.words
+    pairs = [f"{a} {b}" for a, b in zip(words, words[7:] + words[:7], strict=True)]
+    matched = [watch.compare(text) for text in [*words, *pairs, f"{words[0]} {words[0]}"]]
+    # Words of one post's title, many posts' words, and pairs: all of them found something.
+    assert all(n > 0 for n in matched[: len(words)])
+    assert max(matched) > POSTS // 2
+
+
+def test_a_search_ranked_in_memory_reads_only_its_page(corpus: Corpus, watch: Watch) -> None:
+    search = Selection(search=SearchTerms.parse(max(corpus.words, key=len)))
+    ranked = Ordering("relevance")
+
+    async def first_page(db: RequestDb) -> Any:
+        return await page(db, search, ranked, 5, forward=True)
+
+    async def counted(db: RequestDb) -> tuple[Any, int, int]:
+        facts = await db.pool.facts.at(db)
+        assert facts is not None
+        facts.matches.clear()
+        db.pool.aggregates.clear()
+        before = db.statements
+        found = await page(db, search, ranked, 5, forward=True)
+        total = await count(db, search)
+        return found, total, db.statements - before
+
+    watch.run(first_page)  # reads the word's posting list
+    found, total, statements = watch.run(counted)
+    # Ranked and counted in memory: the one statement reads the page's rows with their snippets.
+    assert statements == 1 and found.rows
+    watch.pool.use_facts = False
+    watch.pool.aggregates.clear()  # counted again, in SQL
+    in_sql = watch.run(first_page)
+    total_in_sql = watch.run(lambda db: count(db, search))
+    watch.pool.use_facts = True
+    assert [r["id"] for r in found.rows] == [r["id"] for r in in_sql.rows]
+    assert found.keys == in_sql.keys and found.highlights == in_sql.highlights and total == total_in_sql
+
+
+def rewrite(folder: Path, corpus: Corpus, start: int, change: Any, count: int = 3) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in read_sources(corpus.folder)[start : start + count]:
+        document = change(source.document)
+        (folder / source.path.name).write_text(render(document), encoding="utf-8")
+    assert asyncio.run(import_folder(corpus.url, folder)).updated == count
+
+
+def test_writes_reach_the_kept_lists(corpus: Corpus, watch: Watch, tmp_path: Path) -> None:
+    common = corpus.words[:6]
+    for word in common:
+        watch.compare(word)
+    kept = watch.facts().text
+    assert kept is not None and set(kept.lists.lists) >= set(kept.terms(common) or ["?"])
+    # When three posts get a word no post had in their titles, and three others lose theirs...
+    rewrite(tmp_path / "a", corpus, 0, lambda d: dataclasses.replace(d, title=f"{d.title} zyzzyva"))
+    rewrite(tmp_path / "b", corpus, 20, lambda d: dataclasses.replace(d, title="Untitled"))
+    # ...and new posts arrive.
+    write_new_documents(tmp_path / "c", 4, after=900)
+    assert asyncio.run(import_folder(corpus.url, tmp_path / "c")).created == 4
+    # Then the next request carries the kept lists over (no full load) and every ranking is still FTS5's.
+    loads = watch.pool.facts.loads
+    assert watch.compare("zyzzyva") == 3
+    text = watch.facts().text
+    assert text is not None and text.lists is kept.lists and text.overlay
+    for word in [*common, *corpus.words[-5:]]:
+        watch.compare(word)
+    assert watch.pool.facts.loads == loads
+    # And back.
+    rewrite(tmp_path / "d", corpus, 0, lambda d: d)
+    assert watch.compare("zyzzyva") == 0  # FTS5 and the lists agree it matches nothing any more
+    assert watch.run(lambda db: count(db, Selection(search=SearchTerms.parse("zyzzyva")))) == 0
+
+
+def test_many_changes_fold_into_new_lists(
+    corpus: Corpus, watch: Watch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    word = corpus.words[3]
+    watch.compare(word)
+    before = watch.facts().text
+    assert before is not None
+    monkeypatch.setattr(postings_module, "OVERLAY_LIMIT", 2)
+    rewrite(tmp_path / "a", corpus, 40, lambda d: dataclasses.replace(d, title=f"{d.title} {word}"))
+    after = watch.facts().text
+    assert after is not None and after.lists is not before.lists and not after.overlay
+    assert word in after.lists.lists  # folded, not dropped
+    watch.compare(word)
+    rewrite(tmp_path / "b", corpus, 40, lambda d: d)
+    watch.compare(word)
+
+
+def test_lists_beyond_the_budget_go_least_recently_used_first(
+    corpus: Corpus, watch: Watch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = corpus.words[1]
+    tokenizer = Tokenizer()
+    second = next(w for w in corpus.words[2:] if tokenizer.term(w) != tokenizer.term(first))
+    watch.compare(first)
+    lists = watch.facts().text.lists  # type: ignore[union-attr]
+    monkeypatch.setattr(postings_module, "BUDGET", lists.nbytes)  # room for what is kept, no more
+    watch.compare(second)
+    # The newest list stays even when it alone is over the budget: the search in hand needs it.
+    assert list(lists.lists) == [tokenizer.term(second)]
+    watch.compare(first)  # read again when needed
+    assert list(lists.lists) == [tokenizer.term(first)]
+
+
+def test_lists_read_at_a_later_version_serve_no_earlier_snapshot() -> None:
+    lists = postings_module._Lists(5)
+    kept = postings_module._List(np.array([1], dtype=np.int32), np.array([1.0], dtype=np.float32), 9)
+    lists.put("word", kept)
+    assert lists.get("word", 9) is kept and lists.get("word", 12) is kept
+    assert lists.get("word", 8) is None
+
+
+def test_phrases_and_words_of_several_tokens_are_left_to_fts5(corpus: Corpus, watch: Watch) -> None:
+    facts = watch.facts()
+    text = facts.text
+    assert text is not None
+    assert text.terms(["testing", "café"]) == ["test", "cafe"]
+    tokenizer = Tokenizer()
+    assert tokenizer.term("") is None
+    phrase = SearchTerms.parse(f'"{corpus.words[0]} {corpus.words[1]}"')
+    assert phrase.phrases
+    assert _index_terms(facts, phrase) is None
+    assert _index_terms(facts, SearchTerms.parse("testing")) == ["test"]
+
+
+def test_changed_posts_are_tokenized_as_fts5_tokenizes_them() -> None:
+    found = Tokenizer().frequencies([(7, "Testing tests", "", "a test", "", "", "")])
+    # Title weighs 10 an occurrence, body 1; "a" is a token like any other here.
+    assert found == {7: {"test": 21.0, "a": 1.0}}
+
+
+def test_varints_decode_as_sqlite_writes_them() -> None:
+    # 0x7f, 0x80 (two bytes), 100,000 (three bytes), 0
+    data = bytes([0x7F, 0x81, 0x00, 0x86, 0x8D, 0x20, 0x00])
+    assert varints(data).tolist() == [127, 128, 100_000, 0]
