@@ -1,4 +1,4 @@
-"""A logical dump of the store: every row keyed by source ids, without ids or timestamps."""
+"""A logical dump of the store: every row keyed by source ids, without ids or timestamps, and its indexes."""
 
 from __future__ import annotations
 
@@ -49,4 +49,10 @@ def _dump(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
     search, key = ("post_fts", "rowid") if conn.dialect.name == "sqlite" else ("post_search", "post_id")
     rows = conn.execute(text(f"SELECT {key}, {', '.join(SEARCH_COLUMNS)} FROM {search}"))
     dump["search"] = sorted((source[r[0]], *r[1:]) for r in rows)
+    # And the indexes, as the database describes them (an import may build some at its end).
+    if conn.dialect.name == "sqlite":
+        indexes = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index'"))
+    else:
+        indexes = conn.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"))
+    dump["indexes"] = sorted(tuple(r) for r in indexes)
     return dump

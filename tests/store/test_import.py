@@ -6,6 +6,7 @@ import asyncio
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -223,3 +224,68 @@ async def test_a_stored_text_after_a_newer_one_in_the_same_run_is_written_again(
     async with engine.connect() as conn:
         views = (await conn.execute(select(table(Post).c.view_count))).scalar_one()
     assert views == 223096
+
+
+def test_the_deferred_indexes_are_those_the_migrations_make(tmp_path: Path) -> None:
+    """(SQLite: PostgreSQL imports keep their indexes, see the test below.)"""
+
+    async def made() -> dict[str, str]:
+        engine = models.create_engine(f"sqlite:///{tmp_path / 'store.db'}")
+        try:
+            await models.create_all(engine)
+            async with engine.connect() as conn:
+                rows = await conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index'"))
+                return {row[0]: row[1] for row in rows}
+        finally:
+            await engine.dispose()
+
+    indexes = asyncio.run(made())
+    assert [indexes.get(statement.split()[2]) for statement in importer.DEFERRED_INDEXES] == list(
+        importer.DEFERRED_INDEXES
+    )
+
+
+async def test_a_large_import_into_an_empty_store_builds_its_indexes_after_the_last_document(
+    engine: AsyncEngine, corpus: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with engine.connect() as conn:
+        before = await conn.run_sync(logical_dump_of)
+    monkeypatch.setattr(importer, "PARALLEL_FROM", 10)  # the corpus's 81 documents make a large import
+    caplog.set_level("INFO", logger="alphanode.import")
+    receipt = await import_sources(engine, collect_sources([str(corpus)])[0], workers=0)
+    assert receipt.created == 81
+    deferred = "indexes are built after the last document" in caplog.text
+    assert deferred == (engine.dialect.name == "sqlite")
+    async with engine.connect() as conn:
+        after = await conn.run_sync(logical_dump_of)
+    assert after["indexes"] == before["indexes"]
+    # A store with posts keeps its indexes while it imports.
+    caplog.clear()
+    await import_sources(engine, [text_source("seed.txt", SEED_DOCUMENT.read_bytes())] * 12, workers=0)
+    assert "indexes are built" not in caplog.text
+
+
+def test_indexes_an_interrupted_import_left_unmade_are_made_by_the_next(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """(SQLite: only there does an import leave indexes to its end.)"""
+
+    async def run() -> tuple[Any, Any]:
+        engine = models.create_engine(f"sqlite:///{tmp_path / 'store.db'}")
+        try:
+            await models.create_all(engine)
+            async with engine.connect() as conn:
+                before = await conn.run_sync(logical_dump_of)
+            async with engine.begin() as conn:  # as an import killed before its end leaves them
+                for statement in importer.DEFERRED_INDEXES[:3]:
+                    await conn.execute(text(f"DROP INDEX {statement.split()[2]}"))
+            await import_sources(engine, [text_source("seed.txt", SEED_DOCUMENT.read_bytes())])
+            async with engine.connect() as conn:
+                return before, await conn.run_sync(logical_dump_of)
+        finally:
+            await engine.dispose()
+
+    caplog.set_level("WARNING", logger="alphanode.import")
+    before, after = asyncio.run(run())
+    assert "3 indexes an earlier import left unmade were built" in caplog.text
+    assert after["indexes"] == before["indexes"] and after["post"]
