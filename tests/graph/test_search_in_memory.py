@@ -189,6 +189,22 @@ def test_many_changes_fold_into_new_lists(
     watch.compare(word)
 
 
+def test_a_write_of_many_posts_drops_the_kept_lists(
+    corpus: Corpus, watch: Watch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    word = corpus.words[4]
+    watch.compare(word)
+    before = watch.facts().text
+    assert before is not None and before.lists.lists
+    monkeypatch.setattr(postings_module, "FOLLOW_LIMIT", 2)
+    rewrite(tmp_path / "a", corpus, 60, lambda d: dataclasses.replace(d, title=f"{d.title} {word}"))
+    after = watch.facts().text
+    assert after is not None and not after.lists.lists and not after.overlay
+    watch.compare(word)  # read again, at the new version
+    rewrite(tmp_path / "b", corpus, 60, lambda d: d)
+    watch.compare(word)
+
+
 def test_lists_beyond_the_budget_go_least_recently_used_first(
     corpus: Corpus, watch: Watch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
