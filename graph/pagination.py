@@ -92,11 +92,15 @@ def decode_cursor(cursor: str, ordering: str, argument: str, shape: tuple[type, 
             "start again from the first page with the new one",
             argument=argument,
         )
+    if isinstance(key, list) and shape[-1:] == (list,) and len(key) == len(shape) - 1:
+        key = [*key, []]  # a relevance cursor given out before they carried ranking statistics
     if not isinstance(key, list) or len(key) != len(shape):
         raise not_ours
     for part, expected in zip(key, shape, strict=True):
         # bool is an int to Python, not to a cursor.
         if not isinstance(part, expected) or (expected is int and isinstance(part, bool)):
+            raise not_ours
+        if isinstance(part, list) and not all(isinstance(n, int) and not isinstance(n, bool) for n in part):
             raise not_ours
     return key
 

@@ -290,30 +290,52 @@ class Text:
         """The posts holding every term (archived ones too), ids ascending."""
         return _common([await self.postings(db, term) for term in dict.fromkeys(terms)], len(self.sizes))
 
-    async def ranking(self, db: RequestDb, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Every post holding every term (archived ones too) and its relevance: FTS5's
-        ``-bm25(post_fts, WEIGHTS)`` for the query of these terms, in this order."""
+    async def ranking(
+        self, db: RequestDb, terms: Sequence[str], frozen: Sequence[Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Every post holding every term (archived ones too), its relevance, and the statistics
+        it was computed with: FTS5's ``-bm25(post_fts, WEIGHTS)`` for the query of these terms,
+        in this order.
+
+        The statistics are ``[rows, tokens, each term's number of posts]``. ``frozen``, the
+        statistics of an earlier page of the same search, replaces the current ones when it is
+        well formed: a walk through the pages ranks every post it meets by the statistics of its
+        first page, so posts imported meanwhile (which move every bm25 score) neither repeat
+        nor skip an unchanged post.
+        """
         lists = {term: await self.postings(db, term) for term in dict.fromkeys(terms)}
         matched = _common(list(lists.values()), len(self.sizes))
+        stats = [self.rows, self.tokens, *(len(lists[term][0]) for term in terms)]
+        if frozen is not None and _well_formed(frozen, len(terms)):
+            stats = [int(n) for n in frozen]
+        rows, tokens, hits = stats[0], stats[1], stats[2:]
         score = np.zeros(len(matched), dtype=np.float64)
-        if not len(matched) or not self.rows:
-            return matched, score
+        if not len(matched) or not rows:
+            return matched, score, stats
         # fts5_aux.c: avgdl = nToken / nRow; IDF = log((nRow - nHit + 0.5) / (nHit + 0.5)), at
         # least 1e-6; each phrase adds IDF * (f * (k1 + 1)) / (f + k1 * (1 - b + b * D / avgdl)).
-        average = float(self.tokens) / float(self.rows)
+        average = float(tokens) / float(rows)
         length = self.sizes[matched].astype(np.float64)
         normal = K1 * ((1 - B) + (B * length) / average)
         dense = np.zeros(len(self.sizes), dtype=np.float64)
-        for term in terms:
+        for term, hit in zip(terms, hits, strict=True):
             ids, frequency = lists[term]
             dense[ids] = frequency
             f = dense[matched]
             dense[ids] = 0.0
-            idf = math.log((self.rows - len(ids) + 0.5) / (len(ids) + 0.5))
+            idf = math.log((rows - hit + 0.5) / (hit + 0.5))
             if idf <= 0.0:
                 idf = 1e-6
             score += idf * ((f * (K1 + 1.0)) / (f + normal))
-        return matched, score
+        return matched, score, stats
+
+
+def _well_formed(stats: Sequence[Any], terms: int) -> bool:
+    """Statistics a cursor carries: rows and tokens positive, each term in 0..rows posts."""
+    if len(stats) != terms + 2 or not all(isinstance(n, int) and not isinstance(n, bool) for n in stats):
+        return False
+    rows, tokens, hits = stats[0], stats[1], stats[2:]
+    return 0 < rows < 2**62 and 0 < tokens < 2**62 and all(0 <= hit <= rows for hit in hits)
 
 
 def _common(lists: Sequence[tuple[np.ndarray, np.ndarray]], size: int) -> np.ndarray:

@@ -164,6 +164,9 @@ class Ordering:
 
     @property
     def cursor_shape(self) -> tuple[type, ...]:
+        if self.key == "relevance":
+            # And the statistics the ranking was made with (loaders.postings), ints, maybe none.
+            return (float, int, list)
         return (int,) if self.key == "newest" else (SORT_KEYS[self.key][1], int)
 
 
@@ -316,12 +319,26 @@ async def page(
     candidates: list[int] | None = None
     if facts is not None and relevance and search is not None:
         paging = after is not None or before is not None
-        ranking = await _ranking(db, facts, search, compute=ranked_only and paging)
+        cursor = after if after is not None else before
+        frozen = cursor[2] if cursor is not None and len(cursor) > 2 and cursor[2] else None
+        ranking = await _ranking(db, facts, search, compute=ranked_only and paging, frozen=frozen)
         if ranking is not None:
+            matched, relevances, stats = ranking
             mask = facts.mask(replace(selection, search=None), None)
-            ranked = facts.ranked_page(*ranking, mask, ordering, size, forward=forward, after=after, before=before)
+            ranked = facts.ranked_page(
+                matched,
+                relevances,
+                mask,
+                ordering,
+                size,
+                forward=forward,
+                after=after[:2] if after is not None else None,
+                before=before[:2] if before is not None else None,
+            )
             if ranked is not None:
                 page_ids, keys, more = ranked
+                # Each cursor carries the statistics the ranking was made with (see loaders.postings).
+                keys = [[*k, stats] for k in keys]
                 return await _page_of(db, q, search, ordering, page_ids, more, keys)
         if not ranked_only:
             # Not ranked yet: rank only the posts the filters hold.
@@ -461,20 +478,26 @@ async def _matches(db: RequestDb, facts: Facts, terms: SearchTerms | None) -> np
 
 
 async def _ranking(
-    db: RequestDb, facts: Facts, terms: SearchTerms, *, compute: bool
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Every post the search matches (archived ones too) and its relevance, kept with the index;
-    None when not kept and not ``compute``."""
-    key = ("ranked", terms)
+    db: RequestDb, facts: Facts, terms: SearchTerms, *, compute: bool, frozen: list[Any] | None = None
+) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
+    """Every post the search matches (archived ones too), its relevance and the statistics of
+    the ranking (loaders.postings; empty where SQL ranked), kept with the index; None when not
+    kept and not ``compute``. ``frozen``: a cursor's statistics, to rank by (in memory only)."""
+    key: tuple[Any, ...] = ("ranked", terms)
     found = facts.matches.get(key)
-    in_memory = _index_terms(facts, terms) if found is None else None
+    in_memory = _index_terms(facts, terms)
+    if found is not None and frozen and in_memory is not None and found[2] != frozen:
+        key = ("ranked", terms, tuple(frozen))  # ranked by an earlier page's statistics
+        found = facts.matches.get(key)
     if found is None and (compute or in_memory is not None):
         if terms.empty:
-            found = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+            found = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), [])
         elif in_memory is not None:
             # Ranked in memory from the search index's posting lists, FTS5's bm25 exactly.
             assert facts.text is not None
-            found = await facts.text.ranking(db, in_memory)
+            found = await facts.text.ranking(db, in_memory, frozen)
+            if frozen and found[2] != frozen:
+                key = ("ranked", terms)  # not well formed: ranked by the current statistics
         else:
             q = _Query(db.dialect)
             ranked = _ranked(q, terms)
@@ -488,6 +511,7 @@ async def _ranking(
             found = (
                 json_ints(row[0]),
                 np.array([float(r) for r in relevance] if db.dialect == "sqlite" else relevance, dtype=np.float64),
+                [],
             )
         remember_matches(facts, key, found)
     return found
@@ -515,7 +539,7 @@ def _key(row: Row, ordering: Ordering) -> list[Any]:
     if isinstance(value, dt.date):
         value = value.isoformat()
     elif ordering.key == "relevance":
-        value = float(value)
+        return [float(value), row["id"], []]  # ranked in SQL: no statistics to carry
     return [value, row["id"]]
 
 

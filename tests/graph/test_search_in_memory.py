@@ -9,21 +9,27 @@ relevance) with what FTS5 itself computes, ``-bm25(post_fts, …)`` read back as
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
+from starlette.testclient import TestClient
 
 from documents import render
 from documents.synth import write
+from graph.pagination import encode_cursor
 from loaders import RequestDb
 from loaders import postings as postings_module
 from loaders.facts import Facts
 from loaders.postings import BM25, Tokenizer, varints
 from loaders.posts import STOP_WORDS, Ordering, SearchTerms, Selection, _index_terms, count, page
+from server.app import create_app
+from server.settings import Settings
 
 from .finding import OpenPool, import_folder, read_sources, write_new_documents
 
@@ -80,7 +86,7 @@ class Watch(OpenPool):
             assert facts is not None and facts.text is not None
             index_terms = facts.text.terms(terms.words)
             assert index_terms is not None, text
-            ids, relevance = await facts.text.ranking(db, index_terms)
+            ids, relevance, _ = await facts.text.ranking(db, index_terms)
             rows = await db.fetch(
                 f"SELECT rowid, printf('%!.17g', -{BM25}) FROM post_fts WHERE post_fts MATCH ? ORDER BY rowid",
                 [terms.fts5()],
@@ -135,7 +141,51 @@ def test_a_search_ranked_in_memory_reads_only_its_page(corpus: Corpus, watch: Wa
     total_in_sql = watch.run(lambda db: count(db, search))
     watch.pool.use_facts = True
     assert [r["id"] for r in found.rows] == [r["id"] for r in in_sql.rows]
-    assert found.keys == in_sql.keys and found.highlights == in_sql.highlights and total == total_in_sql
+    assert [k[:2] for k in found.keys] == [k[:2] for k in in_sql.keys]
+    assert found.highlights == in_sql.highlights and total == total_in_sql
+    # In memory, each cursor also carries the statistics it was ranked by: rows, tokens, the word's posts.
+    rows, tokens, hits = found.keys[0][2]
+    assert (
+        rows == POSTS and tokens > rows and 0 < hits == total and all(k[2] == [rows, tokens, hits] for k in found.keys)
+    )
+
+
+def test_a_walk_meets_each_post_once_while_imports_move_every_score(
+    corpus: Corpus, watch: Watch, tmp_path: Path
+) -> None:
+    # Two words of many posts: imports move their weights apart (idf) as well as every length's.
+    common = sorted(corpus.words[:60], key=watch.compare)[-2:]
+    word = " ".join(common)
+    search, ranked = Selection(search=SearchTerms.parse(word)), Ordering("relevance")
+    matched_before = {r["id"] for r in watch.run(lambda db: page(db, search, ranked, 100, forward=True)).rows}
+    assert len(matched_before) > 20
+    seen: list[int] = []
+    after: list[Any] | None = None
+    for n in range(100):
+        found = watch.run(lambda db, after=after: page(db, search, ranked, 3, forward=True, after=after))
+        seen += [r["id"] for r in found.rows]
+        if not found.more:
+            break
+        after = found.keys[-1]
+        if n < 6:  # between pages, new posts arrive: every post's bm25 moves (rows, lengths, idf)
+            write_new_documents(tmp_path / str(n), 3, after=950 + 3 * n)
+            assert asyncio.run(import_folder(corpus.url, tmp_path / str(n))).created == 3
+    assert len(seen) == len(set(seen)) and matched_before <= set(seen)
+    # The walk ranked by its first page's statistics, which the imports did move.
+    assert after is not None
+    frozen = after[2]
+
+    async def now(db: RequestDb) -> tuple[list[int], Any, Any]:
+        facts = await db.pool.facts.at(db)
+        assert facts is not None and facts.text is not None
+        terms = facts.text.terms(common)
+        assert terms is not None
+        _, current, stats = await facts.text.ranking(db, terms)
+        _, walked, _ = await facts.text.ranking(db, terms, frozen)
+        return stats, current, walked
+
+    stats, current, walked = watch.run(now)
+    assert stats[0] == frozen[0] + 18 and (current != walked).any()
 
 
 def rewrite(folder: Path, corpus: Corpus, start: int, change: Any, count: int = 3) -> None:
@@ -252,3 +302,31 @@ def test_varints_decode_as_sqlite_writes_them() -> None:
     # 0x7f, 0x80 (two bytes), 100,000 (three bytes), 0
     data = bytes([0x7F, 0x81, 0x00, 0x86, 0x8D, 0x20, 0x00])
     assert varints(data).tolist() == [127, 128, 100_000, 0]
+
+
+def test_cursors_without_statistics_or_with_forged_ones_still_page(corpus: Corpus) -> None:
+    query = (
+        "query($q: String!, $after: String) { posts(search: $q, first: 3, after: $after) "
+        "{ edges { cursor node { slug } } } }"
+    )
+    app = create_app(Settings(database_url=corpus.url, cache=False))
+    with TestClient(app) as client:
+
+        def ask(after: str | None) -> dict[str, Any]:
+            variables = {"q": corpus.words[0], "after": after}
+            return dict(client.post("/graphql", json={"query": query, "variables": variables}).json())
+
+        first = ask(None)["data"]["posts"]["edges"]
+        raw = first[-1]["cursor"]
+        kind, key = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        assert len(key) == 3 and len(key[2]) == 3  # relevance, id, the ranking's statistics
+        second = ask(raw)["data"]["posts"]["edges"]
+        assert second and {e["node"]["slug"] for e in second}.isdisjoint(e["node"]["slug"] for e in first)
+        # A cursor given out before cursors carried statistics, one with none, one with statistics
+        # no ranking could have (more posts holding the word than posts): the current ones rank.
+        for forged in (key[:2], [*key[:2], []], [*key[:2], [1, 1, 999]]):
+            page = ask(encode_cursor(kind, forged))
+            assert "errors" not in page and page["data"]["posts"]["edges"] == second, forged
+        # Statistics that are not numbers are not a cursor of this API.
+        refused = ask(encode_cursor(kind, [*key[:2], ["many"]]))
+        assert "not a cursor given out by this API" in refused["errors"][0]["message"]
