@@ -73,6 +73,9 @@ DELTA_LIMIT = 5_000
 # Searches whose matches (ids, or ids and relevance: 1.5 MB for a word in every post of
 # 100,000) are kept per index; a common word matches most posts.
 MATCHES_KEPT = 32
+# Rankings made by FTS5 (searches with a quoted phrase, on SQLite) kept across writes for the
+# walks through their pages (see loaders.posts._ranking), the most recent first.
+RANKINGS_KEPT = 16
 # (sort key, post id) packed into one int64: key * ID_SPACE + id. Keys (scores, view counts
 # within GraphQL's Int, day numbers, title ranks) and post ids below ID_SPACE - 1 fit.
 ID_SPACE = 2**31
@@ -500,6 +503,22 @@ class FactIndex:
         self._lock = asyncio.Lock()
         self.loads = 0  # full loads so far (tests, metrics)
         self.deltas = 0  # changes applied in place
+        # (search, store version) -> a ranking FTS5 made at that version: see keep_ranking.
+        self.rankings: OrderedDict[tuple[Hashable, int], Any] = OrderedDict()
+
+    def keep_ranking(self, search: Hashable, version: int, ranking: Any) -> None:
+        """Keep a ranking made at ``version`` for the pages after it, whatever is written meanwhile."""
+        self.rankings[(search, version)] = ranking
+        self.rankings.move_to_end((search, version))
+        while len(self.rankings) > RANKINGS_KEPT:
+            self.rankings.popitem(last=False)
+
+    def ranking_at(self, search: Hashable, version: int) -> Any:
+        """The ranking of ``search`` kept at ``version``, or None."""
+        found = self.rankings.get((search, version))
+        if found is not None:
+            self.rankings.move_to_end((search, version))
+        return found
 
     async def at(self, db: RequestDb) -> Facts | None:
         """The facts at the request's snapshot, brought up to date from it; None where that cannot be."""

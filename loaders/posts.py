@@ -17,7 +17,7 @@ import hashlib
 import html
 import re
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -309,9 +309,10 @@ async def page(
     id_sql = "s.id" if ranked_only else "post.id"
     # The fact index (loaders.facts) finds the selected posts, and the page's ids for every
     # ordering but relevance. Ranked by relevance, it keeps the ranking of every match once
-    # computed: on SQLite a search of words is ranked in memory from the start (loaders.postings);
-    # otherwise a search alone computes it for its second page (the first is ranked and cut in
-    # SQL, which costs less than reading every match's rank), and later pages, or filters of
+    # computed. On SQLite a search is ranked whole from its first page: in memory for words
+    # (loaders.postings), by FTS5 for phrases (kept across writes for the walk, see _ranking).
+    # On PostgreSQL a search alone computes it for its second page (the first is ranked and cut
+    # in SQL, which costs less than reading every match's rank), and later pages, or filters of
     # the same search, then cost no ranking. Every post newest first (the listing) is an index
     # range in SQL and needs no fact index.
     plain = selection == Selection() and ordering.key == "newest"
@@ -480,16 +481,27 @@ async def _matches(db: RequestDb, facts: Facts, terms: SearchTerms | None) -> np
 async def _ranking(
     db: RequestDb, facts: Facts, terms: SearchTerms, *, compute: bool, frozen: list[Any] | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
-    """Every post the search matches (archived ones too), its relevance and the statistics of
-    the ranking (loaders.postings; empty where SQL ranked), kept with the index; None when not
-    kept and not ``compute``. ``frozen``: a cursor's statistics, to rank by (in memory only)."""
+    """Every post the search matches (archived ones too), its relevance and what a cursor needs to
+    rank the next pages alike, kept with the index; None when not kept and not ``compute``.
+
+    Writes move every bm25 score, so the pages of a walk are ranked as its first page was.
+    Ranked in memory (loaders.postings), the third part is the ranking's statistics, and
+    ``frozen`` (a cursor's) ranks by them. Ranked by FTS5 (a quoted phrase, on SQLite) it is
+    ``[store version]``, and the ranking is kept across writes (``FactIndex.keep_ranking``)
+    for the pages after it. PostgreSQL's ts_rank depends on the post alone: nothing to carry.
+    """
+    in_memory = _index_terms(facts, terms)
+    by_fts5 = facts.text is not None and in_memory is None and not terms.empty
+    if by_fts5 and frozen is not None and len(frozen) == 1 and frozen[0] != facts.version:
+        kept = db.pool.facts.ranking_at(terms, frozen[0])
+        if kept is not None:
+            return cast(tuple[np.ndarray, np.ndarray, list[int]], kept)
     key: tuple[Any, ...] = ("ranked", terms)
     found = facts.matches.get(key)
-    in_memory = _index_terms(facts, terms)
     if found is not None and frozen and in_memory is not None and found[2] != frozen:
         key = ("ranked", terms, tuple(frozen))  # ranked by an earlier page's statistics
         found = facts.matches.get(key)
-    if found is None and (compute or in_memory is not None):
+    if found is None and (compute or in_memory is not None or by_fts5):
         if terms.empty:
             found = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), [])
         elif in_memory is not None:
@@ -511,8 +523,10 @@ async def _ranking(
             found = (
                 json_ints(row[0]),
                 np.array([float(r) for r in relevance] if db.dialect == "sqlite" else relevance, dtype=np.float64),
-                [],
+                [facts.version] if by_fts5 else [],
             )
+            if by_fts5:
+                db.pool.facts.keep_ranking(terms, facts.version, found)
         remember_matches(facts, key, found)
     return found
 

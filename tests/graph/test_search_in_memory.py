@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import itertools
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,6 +188,34 @@ def test_a_walk_meets_each_post_once_while_imports_move_every_score(
 
     stats, current, walked = watch.run(now)
     assert stats[0] == frozen[0] + 18 and (current != walked).any()
+
+
+def test_a_walk_through_a_phrase_search_meets_each_post_once_while_posts_are_imported(
+    corpus: Corpus, watch: Watch, tmp_path: Path
+) -> None:
+    """Phrases are ranked by FTS5, with the statistics of the moment: the ranking made for the
+    walk's first page is kept across the writes for the pages after it."""
+    titles = [s.data["title"].lower().split() for s in read_sources(corpus.folder)]
+    pairs = Counter(f"{a} {b}" for t in titles for a, b in itertools.pairwise(t) if a.isalpha() and b.isalpha())
+    phrase = next(p for p, _ in pairs.most_common() if not set(p.split()) & STOP_WORDS)
+    search, ranked = Selection(search=SearchTerms.parse(f'"{phrase}"')), Ordering("relevance")
+    assert search.search is not None and search.search.phrases
+    matched_before = {r["id"] for r in watch.run(lambda db: page(db, search, ranked, 100, forward=True)).rows}
+    assert len(matched_before) > 10
+    seen: list[int] = []
+    after: list[Any] | None = None
+    for n in range(100):
+        found = watch.run(lambda db, after=after: page(db, search, ranked, 2, forward=True, after=after))
+        seen += [r["id"] for r in found.rows]
+        if not found.more:
+            break
+        after = found.keys[-1]
+        if n < 5:
+            write_new_documents(tmp_path / str(n), 3, after=1_000 + 3 * n)
+            assert asyncio.run(import_folder(corpus.url, tmp_path / str(n))).created == 3
+    assert len(seen) == len(set(seen)) and matched_before <= set(seen)
+    assert after is not None and len(after[2]) == 1  # the store version of the ranking it walked
+    assert watch.facts().version > after[2][0]
 
 
 def rewrite(folder: Path, corpus: Corpus, start: int, change: Any, count: int = 3) -> None:
