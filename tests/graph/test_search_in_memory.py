@@ -152,29 +152,38 @@ def test_a_search_ranked_in_memory_reads_only_its_page(corpus: Corpus, watch: Wa
     )
 
 
+def walk_while_importing(
+    watch: Watch, corpus: Corpus, text: str, size: int, imports: int, folder: Path, first_new: int
+) -> tuple[set[int], list[int], list[Any]]:
+    """The posts a relevance walk through ``text`` matched before it began, the posts it met page by
+    page of ``size``, and its last cursor, with 3 new posts imported after each of its first
+    ``imports`` pages (every bm25 score moves: rows, lengths, each word's rarity)."""
+    search, ranked = Selection(search=SearchTerms.parse(text)), Ordering("relevance")
+    matched = {r["id"] for r in watch.run(lambda db: page(db, search, ranked, 100, forward=True)).rows}
+    seen: list[int] = []
+    after: list[Any] | None = None
+    for n in range(100):
+        found = watch.run(lambda db, after=after: page(db, search, ranked, size, forward=True, after=after))
+        seen += [r["id"] for r in found.rows]
+        if not found.more:
+            break
+        after = found.keys[-1]
+        if n < imports:
+            write_new_documents(folder / str(n), 3, after=first_new + 3 * n)
+            assert asyncio.run(import_folder(corpus.url, folder / str(n))).created == 3
+    assert after is not None
+    return matched, seen, after
+
+
 def test_a_walk_meets_each_post_once_while_imports_move_every_score(
     corpus: Corpus, watch: Watch, tmp_path: Path
 ) -> None:
     # Two words of many posts: imports move their weights apart (idf) as well as every length's.
     common = sorted(corpus.words[:60], key=watch.compare)[-2:]
-    word = " ".join(common)
-    search, ranked = Selection(search=SearchTerms.parse(word)), Ordering("relevance")
-    matched_before = {r["id"] for r in watch.run(lambda db: page(db, search, ranked, 100, forward=True)).rows}
-    assert len(matched_before) > 20
-    seen: list[int] = []
-    after: list[Any] | None = None
-    for n in range(100):
-        found = watch.run(lambda db, after=after: page(db, search, ranked, 3, forward=True, after=after))
-        seen += [r["id"] for r in found.rows]
-        if not found.more:
-            break
-        after = found.keys[-1]
-        if n < 6:  # between pages, new posts arrive: every post's bm25 moves (rows, lengths, idf)
-            write_new_documents(tmp_path / str(n), 3, after=950 + 3 * n)
-            assert asyncio.run(import_folder(corpus.url, tmp_path / str(n))).created == 3
-    assert len(seen) == len(set(seen)) and matched_before <= set(seen)
+    matched, seen, after = walk_while_importing(watch, corpus, " ".join(common), 3, 6, tmp_path, 950)
+    assert len(matched) > 20
+    assert len(seen) == len(set(seen)) and matched <= set(seen)
     # The walk ranked by its first page's statistics, which the imports did move.
-    assert after is not None
     frozen = after[2]
 
     async def now(db: RequestDb) -> tuple[list[int], Any, Any]:
@@ -198,23 +207,11 @@ def test_a_walk_through_a_phrase_search_meets_each_post_once_while_posts_are_imp
     titles = [s.data["title"].lower().split() for s in read_sources(corpus.folder)]
     pairs = Counter(f"{a} {b}" for t in titles for a, b in itertools.pairwise(t) if a.isalpha() and b.isalpha())
     phrase = next(p for p, _ in pairs.most_common() if not set(p.split()) & STOP_WORDS)
-    search, ranked = Selection(search=SearchTerms.parse(f'"{phrase}"')), Ordering("relevance")
-    assert search.search is not None and search.search.phrases
-    matched_before = {r["id"] for r in watch.run(lambda db: page(db, search, ranked, 100, forward=True)).rows}
-    assert len(matched_before) > 10
-    seen: list[int] = []
-    after: list[Any] | None = None
-    for n in range(100):
-        found = watch.run(lambda db, after=after: page(db, search, ranked, 2, forward=True, after=after))
-        seen += [r["id"] for r in found.rows]
-        if not found.more:
-            break
-        after = found.keys[-1]
-        if n < 5:
-            write_new_documents(tmp_path / str(n), 3, after=1_000 + 3 * n)
-            assert asyncio.run(import_folder(corpus.url, tmp_path / str(n))).created == 3
-    assert len(seen) == len(set(seen)) and matched_before <= set(seen)
-    assert after is not None and len(after[2]) == 1  # the store version of the ranking it walked
+    assert SearchTerms.parse(f'"{phrase}"').phrases
+    matched, seen, after = walk_while_importing(watch, corpus, f'"{phrase}"', 2, 5, tmp_path, 1_000)
+    assert len(matched) > 10
+    assert len(seen) == len(set(seen)) and matched <= set(seen)
+    assert len(after[2]) == 1  # the store version of the ranking it walked
     assert watch.facts().version > after[2][0]
 
 
