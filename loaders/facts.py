@@ -70,9 +70,10 @@ LINKS = {
 }
 # Changed posts applied to an index in place; beyond this a full load is cheaper.
 DELTA_LIMIT = 5_000
-# Searches whose matches (ids, or ids and relevance: 1.5 MB for a word in every post of
-# 100,000) are kept per index; a common word matches most posts.
-MATCHES_KEPT = 32
+# Bytes of search matches (ids, or ids and relevances: 16 bytes a match, 1 MB for a word in
+# 65,000 posts) kept per index, least recently used out first: every search a site repeats
+# within a store version is matched and ranked once.
+MATCHES_BUDGET = 64 * 2**20
 # Rankings made by FTS5 (searches with a quoted phrase, on SQLite) kept across writes for the
 # walks through their pages (see loaders.posts._ranking), the most recent first.
 RANKINGS_KEPT = 16
@@ -605,10 +606,25 @@ class FactIndex:
 _COLUMNS = ("id", *SCALARS, *FLAGS, *NUMBERS, "last_reviewed")
 
 
+def kept_matches(facts: Facts, key: Hashable) -> Any:
+    """What ``remember_matches`` kept under ``key`` (now the most recently used), or None."""
+    found = facts.matches.get(key)
+    if found is not None:
+        facts.matches.move_to_end(key)
+    return found
+
+
 def remember_matches(facts: Facts, key: Hashable, found: Any) -> None:
     facts.matches[key] = found
-    while len(facts.matches) > MATCHES_KEPT:
+    facts.matches.move_to_end(key)
+    while len(facts.matches) > 1 and sum(_nbytes(kept) for kept in facts.matches.values()) > MATCHES_BUDGET:
         facts.matches.popitem(last=False)
 
 
-__all__ = ["DELTA_LIMIT", "FactIndex", "Facts", "json_array", "json_ints", "remember_matches"]
+def _nbytes(kept: Any) -> int:
+    """Bytes of a kept search: its arrays (ids; or ids, relevances and statistics)."""
+    parts = kept if isinstance(kept, tuple) else (kept,)
+    return sum(part.nbytes for part in parts if isinstance(part, np.ndarray))
+
+
+__all__ = ["DELTA_LIMIT", "FactIndex", "Facts", "json_array", "json_ints", "kept_matches", "remember_matches"]

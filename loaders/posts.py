@@ -25,7 +25,7 @@ import orjson
 from .aggregates import cached
 from .batch import POST_COLUMNS, post_columns
 from .db import RequestDb, Row
-from .facts import Facts, json_array, json_ints, remember_matches
+from .facts import Facts, json_array, json_ints, kept_matches, remember_matches
 from .postings import BM25
 from .sql import Dialect, keys_param, placeholders
 
@@ -461,7 +461,7 @@ async def _matches(db: RequestDb, facts: Facts, terms: SearchTerms | None) -> np
     """The ids of the posts a search matches (kept with the index: it is the same until a write)."""
     if terms is None:
         return None
-    found = facts.matches.get(terms)
+    found = kept_matches(facts, terms)
     if found is None:
         in_memory = _index_terms(facts, terms)
         if terms.empty:
@@ -497,10 +497,10 @@ async def _ranking(
         if kept is not None:
             return cast(tuple[np.ndarray, np.ndarray, list[int]], kept)
     key: tuple[Any, ...] = ("ranked", terms)
-    found = facts.matches.get(key)
+    found = kept_matches(facts, key)
     if found is not None and frozen and in_memory is not None and found[2] != frozen:
         key = ("ranked", terms, tuple(frozen))  # ranked by an earlier page's statistics
-        found = facts.matches.get(key)
+        found = kept_matches(facts, key)
     if found is None and (compute or in_memory is not None or by_fts5):
         if terms.empty:
             found = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), [])
@@ -513,18 +513,20 @@ async def _ranking(
         else:
             q = _Query(db.dialect)
             ranked = _ranked(q, terms)
-            # On SQLite, 17 significant digits: the text reads back as the same double (cursors hold it).
-            value = "printf('%!.17g', s.relevance)" if db.dialect == "sqlite" else "s.relevance"
-            aggregate = f"{json_array(db.dialect, 's.id')}, {json_array(db.dialect, value)}"
+            if db.dialect == "sqlite":
+                # 17 significant digits: the text reads back as the same double (cursors hold it).
+                aggregate = "group_concat(s.id), group_concat(printf('%!.17g', s.relevance))"
+            else:
+                aggregate = f"{json_array(db.dialect, 's.id')}, {json_array(db.dialect, 's.relevance')}"
             # Materialized: bm25 cannot run inside the aggregate a flattened subquery would make.
             text = f"WITH s AS MATERIALIZED ({ranked}) SELECT {aggregate} FROM s"
             row = (await db.fetch(q.text(text), q.params))[0]
-            relevance = orjson.loads(row[1])
-            found = (
-                json_ints(row[0]),
-                np.array([float(r) for r in relevance] if db.dialect == "sqlite" else relevance, dtype=np.float64),
-                [facts.version] if by_fts5 else [],
-            )
+            if db.dialect == "sqlite":
+                ids = np.fromstring(row[0] or "", dtype=np.int64, sep=",") if row[0] else np.zeros(0, np.int64)
+                relevance = np.fromstring(row[1], dtype=np.float64, sep=",") if row[1] else np.zeros(0)
+            else:
+                ids, relevance = json_ints(row[0]), np.array(orjson.loads(row[1]), dtype=np.float64)
+            found = (ids, relevance, [facts.version] if by_fts5 else [])
             if by_fts5:
                 db.pool.facts.keep_ranking(terms, facts.version, found)
         remember_matches(facts, key, found)
@@ -606,7 +608,7 @@ async def count(db: RequestDb, selection: Selection) -> int:
         search = selection.search
         if facts is not None and search is not None and _search_only(selection):
             # A search alone: counted from what the index keeps of it, else in the search index.
-            kept = facts.matches.get(("ranked", search)) or (facts.matches.get(search),)
+            kept = kept_matches(facts, ("ranked", search)) or (kept_matches(facts, search),)
             if kept[0] is None and _index_terms(facts, search) is not None:
                 kept = (await _matches(db, facts, search),)
             if kept[0] is not None:

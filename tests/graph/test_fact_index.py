@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -356,3 +357,19 @@ def test_the_title_order_follows_retitled_posts(corpus: Corpus, watch: Watch, tm
         (folder / source.path.name).write_text(render(source.document), "utf-8")
     assert asyncio.run(import_folder(corpus.url, folder)).updated == 2
     assert watch.ask(Selection(), by_title)["ids"] == before
+
+
+def test_kept_searches_stay_within_their_budget_least_recently_used_out_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    facts = facts_module.Facts.empty(1)
+    monkeypatch.setattr(facts_module, "MATCHES_BUDGET", 3 * 800)
+    for key in "abc":  # 800 bytes each: ids of 100 matches
+        facts_module.remember_matches(facts, key, np.zeros(100, dtype=np.int64))
+    ranking = (np.zeros(50, dtype=np.int64), np.zeros(50, dtype=np.float64), [1])  # ids and relevances: 800
+    facts_module.remember_matches(facts, "ranked", ranking)
+    assert list(facts.matches) == ["b", "c", "ranked"]
+    assert facts_module.kept_matches(facts, "b") is not None  # used: now the most recent
+    facts_module.remember_matches(facts, "d", np.zeros(100, dtype=np.int64))
+    assert list(facts.matches) == ["ranked", "b", "d"]
+    # One search larger than the whole budget is still kept, alone: the request in hand uses it.
+    facts_module.remember_matches(facts, "huge", np.zeros(1_000, dtype=np.int64))
+    assert list(facts.matches) == ["huge"]
