@@ -30,7 +30,8 @@ Method
    RSS after the run and its peak RSS so far (``VmRSS``/``VmHWM``).
 5. **Output.** A Markdown table per dialect, printed and written to
    ``bench/results/<date>-<dialect>.md`` with the same figures as JSON beside
-   it (``-quick`` in the name for ``--quick`` runs). The headline is the ratio
+   it (``-quick`` in the name for ``--quick`` runs; ``-2``, ``-3``… for later runs
+   of the same day). The headline is the ratio
    GraphQL req/s / hand-written req/s for the post page and the listing.
 
 Caveats
@@ -513,11 +514,17 @@ def markdown(result: Result) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(result: Result, quick: bool) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f"{result.started[:10]}-{result.dialect}{'-quick' if quick else ''}"
-    (RESULTS / f"{stem}.json").write_bytes(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
-    path = RESULTS / f"{stem}.md"
+def write_results(result: Result, quick: bool, folder: Path = RESULTS) -> Path:
+    """Write the run's Markdown and JSON; a later run of the same day and dialect gets ``-2``,
+    ``-3``… rather than writing over an earlier one's results."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = f"{result.started[:10]}-{result.dialect}{'-quick' if quick else ''}"
+    stem, n = base, 1
+    while (folder / f"{stem}.md").exists() or (folder / f"{stem}.json").exists():
+        n += 1
+        stem = f"{base}-{n}"
+    (folder / f"{stem}.json").write_bytes(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    path = folder / f"{stem}.md"
     path.write_text(markdown(result), encoding="utf-8")
     return path
 
