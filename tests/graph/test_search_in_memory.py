@@ -249,36 +249,24 @@ def test_writes_reach_the_kept_lists(corpus: Corpus, watch: Watch, tmp_path: Pat
     assert watch.run(lambda db: count(db, Selection(search=SearchTerms.parse("zyzzyva")))) == 0
 
 
-def test_many_changes_fold_into_new_lists(
-    corpus: Corpus, watch: Watch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("limit", "start"), [("OVERLAY_LIMIT", 40), ("FOLLOW_LIMIT", 60)])
+def test_writes_past_a_limit_fold_or_drop_the_kept_lists(
+    corpus: Corpus, watch: Watch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str, start: int
 ) -> None:
-    word = corpus.words[3]
+    """Past OVERLAY_LIMIT changed posts the overlay is folded into new lists, which keep the words
+    they held; past FOLLOW_LIMIT posts in one write the lists are dropped, read again when needed."""
+    word = corpus.words[start // 10]
+    term = Tokenizer().term(word)
     watch.compare(word)
     before = watch.facts().text
-    assert before is not None
-    monkeypatch.setattr(postings_module, "OVERLAY_LIMIT", 2)
-    rewrite(tmp_path / "a", corpus, 40, lambda d: dataclasses.replace(d, title=f"{d.title} {word}"))
+    assert before is not None and term in before.lists.lists
+    monkeypatch.setattr(postings_module, limit, 2)
+    rewrite(tmp_path / "a", corpus, start, lambda d: dataclasses.replace(d, title=f"{d.title} {word}"))
     after = watch.facts().text
     assert after is not None and after.lists is not before.lists and not after.overlay
-    assert word in after.lists.lists  # folded, not dropped
+    assert (term in after.lists.lists) == (limit == "OVERLAY_LIMIT")
     watch.compare(word)
-    rewrite(tmp_path / "b", corpus, 40, lambda d: d)
-    watch.compare(word)
-
-
-def test_a_write_of_many_posts_drops_the_kept_lists(
-    corpus: Corpus, watch: Watch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    word = corpus.words[4]
-    watch.compare(word)
-    before = watch.facts().text
-    assert before is not None and before.lists.lists
-    monkeypatch.setattr(postings_module, "FOLLOW_LIMIT", 2)
-    rewrite(tmp_path / "a", corpus, 60, lambda d: dataclasses.replace(d, title=f"{d.title} {word}"))
-    after = watch.facts().text
-    assert after is not None and not after.lists.lists and not after.overlay
-    watch.compare(word)  # read again, at the new version
-    rewrite(tmp_path / "b", corpus, 60, lambda d: d)
+    rewrite(tmp_path / "b", corpus, start, lambda d: d)
     watch.compare(word)
 
 
