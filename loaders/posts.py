@@ -496,20 +496,15 @@ async def _ranking(
         kept = db.pool.facts.ranking_at(terms, frozen[0])
         if kept is not None:
             return cast(tuple[np.ndarray, np.ndarray, list[int]], kept)
-    key: tuple[Any, ...] = ("ranked", terms)
+    key = ("ranked", terms)
     found = kept_matches(facts, key)
-    if found is not None and frozen and in_memory is not None and found[2] != frozen:
-        key = ("ranked", terms, tuple(frozen))  # ranked by an earlier page's statistics
-        found = kept_matches(facts, key)
     if found is None and (compute or in_memory is not None or by_fts5):
         if terms.empty:
             found = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), [])
         elif in_memory is not None:
             # Ranked in memory from the search index's posting lists, FTS5's bm25 exactly.
             assert facts.text is not None
-            found = await facts.text.ranking(db, in_memory, frozen)
-            if frozen and found[2] != frozen:
-                key = ("ranked", terms)  # not well formed: ranked by the current statistics
+            found = await facts.text.ranking(db, in_memory)
         else:
             q = _Query(db.dialect)
             ranked = _ranked(q, terms)
@@ -530,6 +525,17 @@ async def _ranking(
             if by_fts5:
                 db.pool.facts.keep_ranking(terms, facts.version, found)
         remember_matches(facts, key, found)
+    if found is not None and in_memory is not None and frozen and found[2] != frozen:
+        # A walk begun before a write: ranked by its first page's statistics.
+        assert facts.text is not None
+        walked_key = ("ranked", terms, tuple(frozen))
+        walked = kept_matches(facts, walked_key)
+        if walked is None:
+            walked = await facts.text.ranking(db, in_memory, frozen)
+            if walked[2] != frozen:
+                return found  # statistics no ranking could have: ranked by the current ones
+            remember_matches(facts, walked_key, walked)
+        found = walked
     return found
 
 

@@ -197,6 +197,10 @@ def test_a_walk_meets_each_post_once_while_imports_move_every_score(
 
     stats, current, walked = watch.run(now)
     assert stats[0] == frozen[0] + 18 and (current != walked).any()
+    # And a new walk, begun now, ranks by the statistics of now.
+    search, ranked = Selection(search=SearchTerms.parse(" ".join(common))), Ordering("relevance")
+    first = watch.run(lambda db: page(db, search, ranked, 3, forward=True))
+    assert first.keys[0][2] == stats
 
 
 def test_a_walk_through_a_phrase_search_meets_each_post_once_while_posts_are_imported(
