@@ -21,8 +21,15 @@ Writes: the fact index applies the posts each write changed (``loaders.facts``);
 here their text is read again and tokenized by FTS5 itself, on an in-memory
 table with the same tokenizer, into an overlay that replaces those posts in
 every posting list. Past ``OVERLAY_LIMIT`` changed posts the overlay is folded
-into new posting lists. A list read at a store version is used only at that
-version or later.
+into new posting lists; a write of more than ``FOLLOW_LIMIT`` posts drops them
+(they are read again when needed). A list read at a store version is used only
+at that version or later.
+
+Writes also move every score (the number of rows, the mean length, each term's
+number of posts): a ranking returns the statistics it used, relevance cursors
+carry them, and the pages after a cursor are ranked with them (``frozen``), so a
+walk through a search's pages meets each unchanged post once while posts are
+imported.
 
 Searches with a quoted phrase, or with a word that FTS5 splits into several
 tokens, are left to FTS5: its positions decide those.
