@@ -51,7 +51,7 @@ import orjson
 
 from .aggregates import store_version
 from .db import ReadPool, RequestDb
-from .postings import Text
+from .postings import Text, json_numbers
 from .sql import Dialect, keys_param, sql
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ _LOG = sql("SELECT version, keys FROM purge_log WHERE version > ? ORDER BY id")
 
 def json_ints(text: str) -> np.ndarray:
     """A JSON array of integers, parsed by NumPy without a Python object per number."""
-    return np.fromstring(text.strip()[1:-1], dtype=np.int64, sep=",")
+    return json_numbers(text)
 
 
 @dataclass(slots=True)

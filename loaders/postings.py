@@ -83,6 +83,11 @@ _CHANGED = (
 )
 
 
+def json_numbers(text: str, dtype: type = np.int64) -> np.ndarray:
+    """A JSON array of numbers, parsed by NumPy without a Python object per number."""
+    return np.fromstring(text.strip()[1:-1], dtype=dtype, sep=",")
+
+
 def varints(data: bytes) -> np.ndarray:
     """SQLite varints (big-endian groups of 7 bits, the high bit set on all but the last byte), decoded."""
     b = np.frombuffer(data, dtype=np.uint8)
@@ -212,7 +217,7 @@ class Text:
         """Read the totals and every post's length at the request's snapshot (version ``version``)."""
         rows, tokens = await _totals(db)
         ids_text, hexes = (await db.fetch(_SIZES))[0]
-        ids = np.fromstring(ids_text.strip()[1:-1], dtype=np.int64, sep=",")
+        ids = json_numbers(ids_text)
         sizes = np.zeros(int(ids.max(initial=0)) + 1, dtype=np.int64)
         if len(ids):
             sizes[ids] = varints(bytes.fromhex(hexes)).reshape(len(ids), len(SEARCH_COLUMNS)).sum(axis=1)
@@ -268,7 +273,7 @@ class Text:
         kept = self.lists.get(term, self.version)
         if kept is None:
             ids_text, frequency_text = (await db.fetch(_POSTINGS, [term]))[0]
-            ids = np.fromstring(ids_text.strip()[1:-1], dtype=np.int64, sep=",")
+            ids = json_numbers(ids_text)
             frequency = np.fromstring(frequency_text.strip()[1:-1], dtype=np.float64, sep=",")
             order = np.argsort(ids, kind="stable")
             kept = _List(ids[order].astype(np.int32), frequency[order].astype(np.float32), self.version)

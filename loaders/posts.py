@@ -517,7 +517,7 @@ async def _ranking(
             text = f"WITH s AS MATERIALIZED ({ranked}) SELECT {aggregate} FROM s"
             row = (await db.fetch(q.text(text), q.params))[0]
             if db.dialect == "sqlite":
-                ids = np.fromstring(row[0] or "", dtype=np.int64, sep=",") if row[0] else np.zeros(0, np.int64)
+                ids = np.fromstring(row[0], dtype=np.int64, sep=",") if row[0] else np.zeros(0, np.int64)
                 relevance = np.fromstring(row[1], dtype=np.float64, sep=",") if row[1] else np.zeros(0)
             else:
                 ids, relevance = json_ints(row[0]), np.array(orjson.loads(row[1]), dtype=np.float64)
