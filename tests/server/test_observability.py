@@ -10,6 +10,7 @@ per request; no log record, metric or header ever holds a token.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from server.app import create_app
+from server.services import GC_THRESHOLDS
 from server.settings import Settings
 from tests.server.test_caching import (
     POST_PAGE,
@@ -328,3 +330,21 @@ def test_the_parts_of_server_timing_fit_in_its_total(client: TestClient) -> None
         assert "total" in metrics, metrics
         parts = sum(float(metrics[name]["dur"]) for name in ("parse", "validate", "execute"))
         assert parts <= float(metrics["total"]["dur"]) + 0.05, hit.headers["server-timing"]
+
+
+# -- the garbage collector ---------------------------------------------------------------------
+
+
+def test_serving_freezes_start_up_and_collects_less_often(store: str) -> None:
+    """A running app collects young objects past GC_THRESHOLDS; what start-up built is left out of full collections."""
+    before = gc.get_threshold()
+    try:
+        with TestClient(create_app(Settings(database_url=store))) as client:
+            assert gc.get_threshold() == GC_THRESHOLDS
+            assert gc.get_freeze_count() > 0  # the schema, the fact index: frozen
+            listing = client.post("/graphql", json={"query": "{ posts(first: 100) { edges { node { title } } } }"})
+            assert listing.status_code == 200
+            assert len(listing.json()["data"]["posts"]["edges"]) == 81
+        assert gc.get_freeze_count() == 0  # stopping gives them back
+    finally:
+        gc.set_threshold(*before)
