@@ -21,6 +21,7 @@ through both executors and require identical results.
 
 from __future__ import annotations
 
+import builtins
 import math
 import time
 from collections import OrderedDict
@@ -104,6 +105,10 @@ class _Field:
     strawberry: StrawberryField | None
     attribute: str | None  # a plain attribute read
     batch: BatchResolver | None
+    # A non-null String, ID, Int or Boolean read from an attribute: the Python type its values
+    # have when they need no serializing (completed in one pass, see _Run.complete_objects;
+    # an int also within GraphQL's 32 bits).
+    leaf: builtins.type | None = None
 
 
 @dataclass(slots=True)
@@ -209,7 +214,12 @@ class Executor:
             batch = BATCH_RESOLVERS.get(key)
             if strawberry_field is not None and strawberry_field.is_basic_field:
                 attribute = strawberry_field.python_name
-            found = self._fields[key] = _Field(name, definition.type, definition, strawberry_field, attribute, batch)
+            leaf = None
+            if attribute is not None and isinstance(definition.type, GraphQLNonNull):
+                leaf = _LEAF_TYPES.get(definition.type.of_type)
+            found = self._fields[key] = _Field(
+                name, definition.type, definition, strawberry_field, attribute, batch, leaf
+            )
         return found
 
     def _strawberry_field(self, type_name: str, field_name: str) -> StrawberryField | None:
@@ -322,6 +332,26 @@ class _Run:
             if name.startswith("__"):
                 raise Fallback("introspection")
             spec = self.executor._field(type_, name)
+            leaf, attribute = spec.leaf, spec.attribute
+            if leaf is not None and attribute is not None:
+                # A scalar attribute (most fields of a page): read, checked and stored in one
+                # pass; a value of another Python type goes the general way below.
+                if leaf is int:
+                    for result, source in zip(results, objects):  # noqa: B905 (the same length)
+                        value = getattr(source, attribute)
+                        if type(value) is not int or not _INT_MIN <= value <= _INT_MAX:
+                            break
+                        result[response_key] = value
+                    else:
+                        continue
+                else:
+                    for result, source in zip(results, objects):  # noqa: B905 (the same length)
+                        value = getattr(source, attribute)
+                        if type(value) is not leaf:
+                            break
+                        result[response_key] = value
+                    else:
+                        continue
             values = await self._resolve(spec, type_, objects, nodes[0])
             completed = await self.complete(spec.type, values, nodes)
             for result, value in zip(results, completed, strict=True):
@@ -335,8 +365,10 @@ class _Run:
         strawberry_field = spec.strawberry
         if strawberry_field is None or strawberry_field.base_resolver is None or strawberry_field.extensions:
             raise Fallback(f"no resolver for {type_.name}.{spec.name}")
-        raw = get_argument_values(spec.definition, node, self.variables)
         executor = self.executor
+        if spec.batch is not None and not spec.definition.args:
+            return list(await spec.batch(objects, self.info))
+        raw = get_argument_values(spec.definition, node, self.variables)
         if spec.batch is not None:
             _, kwargs = get_arguments(
                 field=strawberry_field,
@@ -384,11 +416,12 @@ class _Run:
             lengths = []
             flat: list[Any] = []
             for value in values:
-                if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
-                    raise Fallback("a list field returned something else")
-                items = list(value)
-                lengths.append(len(items))
-                flat += items
+                if type(value) is not list:
+                    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+                        raise Fallback("a list field returned something else")
+                    value = list(value)
+                lengths.append(len(value))
+                flat += value
             done = await self.complete(type_.of_type, flat, nodes)
             out, start = [], 0
             for length in lengths:
@@ -433,6 +466,10 @@ class _Run:
                 raise Fallback(f"no object type for {cls.__name__}")
             found = cache[cls] = named
         return found
+
+
+# Scalars whose values are returned as they are when they have this Python type (see _serialize).
+_LEAF_TYPES: dict[Any, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool, GraphQLInt: int}
 
 
 def _serialize(type_: GraphQLScalarType, value: Any) -> Any:

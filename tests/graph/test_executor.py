@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import strawberry
 
 import models
 from graph import Context
+from graph.executor import Executor, Fallback
 from graph.schema import executor, schema
 from loaders import ReadPool, RequestDb
 from store.importer import collect_sources, import_sources
@@ -163,3 +165,65 @@ def test_errors_and_introspection_are_handed_back(store: str, query: str, operat
 )
 def test_operations_it_cannot_run_are_not_prepared(query: str, operation: str | None) -> None:
     assert executor.prepare(query, operation) is None
+
+
+# -- scalar attributes: completed in one pass when their values need no serializing --------------
+
+
+@strawberry.type
+class Item:
+    name: str
+    count: int
+    ready: bool
+    code: strawberry.ID
+
+
+@strawberry.type
+class Items:
+    @strawberry.field
+    def items(self) -> list[Item]:
+        return list(ITEMS)
+
+
+ITEMS: list[Item] = []
+ITEMS_QUERY = "{ items { name count ready code } }"
+items_schema = strawberry.Schema(query=Items)
+items_executor = Executor(items_schema)
+
+
+def run_items(items: list[Item]) -> tuple[Any, Any]:
+    """(batched data, regular result) over these items."""
+    ITEMS[:] = items
+
+    async def run() -> tuple[Any, Any]:
+        prepared = items_executor.prepare(ITEMS_QUERY, None)
+        assert prepared is not None
+        return await items_executor.execute(prepared, None, None), await items_schema.execute(ITEMS_QUERY)
+
+    try:
+        return asyncio.run(run())
+    finally:
+        ITEMS.clear()
+
+
+def test_scalar_attributes_of_other_python_types_are_serialized_like_strawberry_does() -> None:
+    plain = Item(name="a", count=1, ready=True, code=strawberry.ID("x"))
+    # An int where a String is declared, a bool where an Int is, an int where an ID is: each
+    # breaks the one-pass read at its own position and the field is completed the general way.
+    odd = Item(name=5, count=True, ready=False, code=7)  # type: ignore[arg-type]
+    fast, regular = run_items([plain, odd, plain])
+    assert regular.errors is None
+    assert fast == regular.data
+    assert fast["items"][1] == {"name": "5", "count": 1, "ready": False, "code": "7"}
+
+
+def test_an_int_outside_32_bits_is_handed_back() -> None:
+    big = Item(name="a", count=2**31, ready=True, code=strawberry.ID("x"))
+    with pytest.raises(Fallback):
+        run_items([Item(name="b", count=0, ready=True, code=strawberry.ID("y")), big])
+    ITEMS[:] = [big]  # and Strawberry's executor answers with an error
+    try:
+        regular = asyncio.run(items_schema.execute(ITEMS_QUERY))
+    finally:
+        ITEMS.clear()
+    assert regular.errors and "32-bit" in regular.errors[0].message
