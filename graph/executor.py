@@ -105,6 +105,9 @@ class _Field:
     strawberry: StrawberryField | None
     attribute: str | None  # a plain attribute read
     batch: BatchResolver | None
+    # A resolver that takes the object alone (a plain method: no info, no arguments, not async):
+    # called with each object as it is, without Strawberry's argument handling.
+    method: Callable[[Any], Any] | None = None
     # A non-null String, ID, Int or Boolean read from an attribute: the Python type its values
     # have when they need no serializing (completed in one pass, see _Run.complete_objects;
     # an int also within GraphQL's 32 bits).
@@ -218,7 +221,14 @@ class Executor:
             if attribute is not None and isinstance(definition.type, GraphQLNonNull):
                 leaf = _LEAF_TYPES.get(definition.type.of_type)
             found = self._fields[key] = _Field(
-                name, definition.type, definition, strawberry_field, attribute, batch, leaf
+                name,
+                definition.type,
+                definition,
+                strawberry_field,
+                attribute,
+                batch,
+                _plain_method(strawberry_field),
+                leaf,
             )
         return found
 
@@ -365,6 +375,9 @@ class _Run:
         strawberry_field = spec.strawberry
         if strawberry_field is None or strawberry_field.base_resolver is None or strawberry_field.extensions:
             raise Fallback(f"no resolver for {type_.name}.{spec.name}")
+        method = spec.method
+        if method is not None and spec.batch is None:
+            return [method(o) for o in objects]
         executor = self.executor
         if spec.batch is not None and not spec.definition.args:
             return list(await spec.batch(objects, self.info))
@@ -489,6 +502,21 @@ def _serialize(type_: GraphQLScalarType, value: Any) -> Any:
         return type_.serialize(value)
     except Exception as exc:
         raise Fallback(f"cannot serialize {value!r} as {type_.name}") from exc
+
+
+def _plain_method(strawberry_field: StrawberryField | None) -> Callable[[Any], Any] | None:
+    """The resolver's function when it needs the object and nothing else, or None."""
+    if strawberry_field is None or strawberry_field.extensions or strawberry_field.arguments:
+        return None
+    resolver = strawberry_field.base_resolver
+    if resolver is None or resolver.is_async or resolver.arguments or resolver.self_parameter is None:
+        return None
+    if resolver.info_parameter or resolver.root_parameter or resolver.parent_parameter:
+        return None
+    if len(resolver.signature.parameters) != 1:
+        return None
+    func = resolver.wrapped_func
+    return func if callable(func) and not isinstance(func, (staticmethod, classmethod)) else None
 
 
 def _info_name(strawberry_field: StrawberryField) -> str:

@@ -146,24 +146,75 @@ Block = Annotated[
 ]
 
 
+# The nested objects of a post are made when a query asks for them (most pages do not), from
+# the post's row: plain functions of the object, which graph.executor calls for a whole level
+# without Strawberry's argument handling.
+
+
+def _ai_outline(self: PostMeta) -> AiOutline:
+    row = self.row
+    return AiOutline(
+        context=row["outline_context"],
+        problem=row["outline_problem"],
+        stack=row["outline_stack"],
+        recommended_action=row["outline_action"],
+    )
+
+
+def _revision(self: PostMeta) -> Revision:
+    row = self.row
+    return Revision(status=row["status"], version=row["version"], last_reviewed=_date(row["last_reviewed"]))
+
+
+def _flags(self: PostMeta) -> Flags:
+    row = self.row
+    return Flags(
+        ai_generated_style=bool(row["ai_generated_style"]),
+        has_images=bool(row["has_images"]),
+        image_heavy=bool(row["image_heavy"]),
+        needs_human_review=bool(row["needs_human_review"]),
+    )
+
+
+def _payload(self: PostMeta) -> Payload:
+    row = self.row
+    return Payload(
+        source_id=row["source_id"],
+        generator=row["generator"],
+        paragraphs=row["paragraphs"],
+        scenario=row["scenario"],
+        seed=row["seed"],
+    )
+
+
+def _meta(self: Post) -> PostMeta:
+    return PostMeta.from_row(self.row)
+
+
+def _scores(self: Post) -> Scores:
+    row = self.row
+    return Scores(quality=row["quality"], freshness=row["freshness"], depth=row["depth"], clarity=row["clarity"])
+
+
 @strawberry.type(description="The post's meta block: what it is about, how it was made, and how it is doing.")
 class PostMeta:
     pk: strawberry.Private[int]
+    row: strawberry.Private[Any]  # the post's row: the nested objects are made from it when asked for
     topic: str = strawberry.field(description="The topic: the problem and the stack, as `problem / stack`.")
     summary: str = strawberry.field(description="A one-paragraph summary.")
-    ai_outline: AiOutline = strawberry.field(description="The outline the post was written from.")
+    ai_outline: AiOutline = strawberry.field(resolver=_ai_outline, description="The outline the post was written from.")
     ai_brief: str = strawberry.field(description="How the post was written, in a sentence or two.")
     code_language: str = strawberry.field(description="The main programming language of the post's code.")
     difficulty: str = strawberry.field(description="Who the post is for: `beginner`, `intermediate`, ...")
     reading_time: int = strawberry.field(description="Estimated reading time in minutes.")
     view_count: int = strawberry.field(description="How many times the post was viewed.")
-    revision: Revision = strawberry.field(description="Revision status, version and last review.")
+    revision: Revision = strawberry.field(resolver=_revision, description="Revision status, version and last review.")
     reference: str = strawberry.field(
         description="The post's unique editorial reference, such as `anp-ref-001632-5801`."
     )
     hash: str = strawberry.field(description="The hash the content synthesizer gave the document.")
-    flags: Flags = strawberry.field(description="Boolean flags.")
-    payload: Payload = strawberry.field(description="Provenance of the document.")
+    flags: Flags = strawberry.field(resolver=_flags, description="Boolean flags.")
+    payload: Payload = strawberry.field(resolver=_payload, description="Provenance of the document.")
 
     @strawberry.field(description="Stack terms the post is about, in the post's order.")
     async def stack(self, info: Info) -> list[str]:
@@ -185,35 +236,16 @@ class PostMeta:
     def from_row(cls, row: Any) -> PostMeta:
         return cls(
             pk=row["id"],
+            row=row,
             topic=row["topic"],
             summary=row["summary"],
-            ai_outline=AiOutline(
-                context=row["outline_context"],
-                problem=row["outline_problem"],
-                stack=row["outline_stack"],
-                recommended_action=row["outline_action"],
-            ),
             ai_brief=row["ai_brief"],
             code_language=row["code_language"],
             difficulty=row["difficulty"],
             reading_time=row["reading_time"],
             view_count=row["view_count"],
-            revision=Revision(status=row["status"], version=row["version"], last_reviewed=_date(row["last_reviewed"])),
             reference=row["reference"],
             hash=row["meta_hash"],
-            flags=Flags(
-                ai_generated_style=bool(row["ai_generated_style"]),
-                has_images=bool(row["has_images"]),
-                image_heavy=bool(row["image_heavy"]),
-                needs_human_review=bool(row["needs_human_review"]),
-            ),
-            payload=Payload(
-                source_id=row["source_id"],
-                generator=row["generator"],
-                paragraphs=row["paragraphs"],
-                scenario=row["scenario"],
-                seed=row["seed"],
-            ),
         )
 
 
@@ -232,11 +264,12 @@ class SimilarPost:
 @strawberry.type(description="A technical-blog post.")
 class Post(Node):
     pk: strawberry.Private[int]
+    row: strawberry.Private[Any]  # the post's row: meta and scores are made from it when asked for
     slug: str = strawberry.field(description="The post's URL slug: its title and source id, lowercase and hyphenated.")
     title: str = strawberry.field(description="The post's title.")
     intro: str = strawberry.field(description="The introductory paragraph under the title.")
-    meta: PostMeta = strawberry.field(description="The post's meta block.")
-    scores: Scores = strawberry.field(description="Editorial scores.")
+    meta: PostMeta = strawberry.field(resolver=_meta, description="The post's meta block.")
+    scores: Scores = strawberry.field(resolver=_scores, description="Editorial scores.")
     content_hash: str = strawberry.field(
         description="sha256 of the post's page text; changes with every edit. Pass it to updatePost as "
         "`expectedHash` so that an edit never overwrites one made meanwhile."
@@ -283,14 +316,11 @@ class Post(Node):
     def from_row(cls, row: Any) -> Post:
         return cls(
             pk=row["id"],
+            row=row,
             id=encode_id("Post", row["source_id"]),
             slug=row["slug"],
             title=row["title"],
             intro=row["intro"],
-            meta=PostMeta.from_row(row),
-            scores=Scores(
-                quality=row["quality"], freshness=row["freshness"], depth=row["depth"], clarity=row["clarity"]
-            ),
             content_hash=row["content_hash"],
             archived_at=_datetime(row["archived_at"]),
         )
