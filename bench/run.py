@@ -19,15 +19,21 @@ Method
    PostPage and Listing bodies also run through the hand-written handlers
    (``bench/handwritten.py``); their ``data`` must equal the API's after JSON
    normalization and they must run the same statements, or the run stops.
-4. **Load.** The API (``server.app:create_app``) and then the hand-written
-   app are served by uvicorn in a subprocess (one worker, ``--no-access-log``,
-   a free port on 127.0.0.1). Every body is first sent once and must answer
-   200 without errors (the hand-written server's answers must be byte for
-   byte the API's); then, per operation, wrk runs a warm-up (3 s) and a
-   measured run (10 s) with 8 connections on one thread, POSTing the bodies
-   in turn. Reported: requests per second, p50 and p99 latency (wrk's
-   histogram, read in ``done()``), the server's CPU use during the run, its
-   RSS after the run and its peak RSS so far (``VmRSS``/``VmHWM``).
+4. **Load.** The API (``server.app:create_app``, response cache off) and
+   the hand-written app are served side by side by uvicorn in subprocesses
+   (one worker each, ``--no-access-log``, free ports on 127.0.0.1). Every
+   body is first sent once and must answer 200 without errors (the
+   hand-written server's answers must be byte for byte the API's); then, per
+   operation, wrk runs a warm-up (3 s) and a measured run (10 s) with 8
+   connections on one thread, POSTing the bodies in turn. PostPage and
+   Listing, the headline, are measured on both servers in two rounds that
+   alternate which goes first (API then hand-written, then the reverse), so
+   that a machine whose speed drifts during the run moves both alike; the
+   ratio is that of the rounds' mean req/s. Then the API's other operations,
+   and three of them one request at a time. Reported: requests per second,
+   p50 and p99 latency (wrk's histogram, read in ``done()``), the server's
+   CPU use during the run, its RSS after the run and its peak RSS so far
+   (``VmRSS``/``VmHWM``).
 5. **Output.** A Markdown table per dialect, printed and written to
    ``bench/results/<date>-<dialect>.md`` with the same figures as JSON beside
    it (``-quick`` in the name for ``--quick`` runs; ``-2``, ``-3``… for later runs
@@ -119,11 +125,13 @@ class Row:
     cpu_percent: float
     memory: load.Memory
     load_average: float
+    round: int = 1  # the headline pairs are measured in rounds, alternating which server goes first
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "operation": self.operation,
             "server": self.server,
+            "round": self.round,
             "bodies": self.bodies,
             **self.wrk.as_dict(),
             "statements_per_request": self.statements,
@@ -152,11 +160,28 @@ class Result:
     mixed: dict[str, Any] = field(default_factory=dict)  # the 95/5 read/write load with the cache
     writes: dict[str, Any] = field(default_factory=dict)  # what an edit costs
 
+    def rps(self, operation: str, server: str) -> float | None:
+        """Requests per second of ``server`` on ``operation``: the mean over its rounds."""
+        found = [r.wrk.rps for r in self.rows if r.operation == operation and r.server == server]
+        return sum(found) / len(found) if found else None
+
     def ratio(self, operation: str, server: str = "graphql") -> float | None:
-        found = {r.server: r.wrk.rps for r in self.rows if r.operation == operation}
-        if not found.get("handwritten") or server not in found:
+        measured, baseline = self.rps(operation, server), self.rps(operation, "handwritten")
+        if not baseline or measured is None:
             return None
-        return round(found[server] / found["handwritten"], 3)
+        return round(measured / baseline, 3)
+
+    def round_ratios(self, operation: str) -> list[float]:
+        """GraphQL req/s / hand-written req/s of each round in which both were measured."""
+        by_round: dict[int, dict[str, float]] = {}
+        for r in self.rows:
+            if r.operation == operation and r.server in ("graphql", "handwritten"):
+                by_round.setdefault(r.round, {})[r.server] = r.wrk.rps
+        return [
+            round(pair["graphql"] / pair["handwritten"], 3)
+            for _, pair in sorted(by_round.items())
+            if pair.get("handwritten") and "graphql" in pair
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -172,6 +197,9 @@ class Result:
             "runs": [r.as_dict() for r in self.rows],
             "not_measured": self.failures,
             "graphql_over_handwritten_rps": {op: self.ratio(op) for op in workload.HANDWRITTEN_OPERATIONS},
+            "graphql_over_handwritten_rps_by_round": {
+                op: self.round_ratios(op) for op in workload.HANDWRITTEN_OPERATIONS
+            },
             "cached_over_handwritten_rps": {
                 op: self.ratio(op, "graphql-cached") for op in workload.HANDWRITTEN_OPERATIONS
             },
@@ -251,6 +279,7 @@ def _measure(
     config: Config,
     log: Path,
     connections: int | None = None,
+    round_: int = 1,
 ) -> Row:
     """Warm up, then one measured wrk run of the operation's bodies; the server's CPU use and memory."""
     script = load.write_lua(log.with_suffix(".lua"), payloads)
@@ -261,9 +290,9 @@ def _measure(
     cpu_before, started = server.cpu_seconds(), time.perf_counter()
     result = load.run_wrk(server.url, script, config.seconds, connections, config.threads, log)
     cpu = (server.cpu_seconds() - cpu_before) / (time.perf_counter() - started) * 100
-    row = Row(operation, name, len(payloads), result, statements, round(cpu, 1), server.memory(), average)
+    row = Row(operation, name, len(payloads), result, statements, round(cpu, 1), server.memory(), average, round_)
     _say(
-        f"  {operation:<16} {name:<11} {result.rps:>9.1f} req/s  p50 {result.p50_ms:>7.2f} ms  "
+        f"  {operation:<16} {name:<11} {round_} {result.rps:>9.1f} req/s  p50 {result.p50_ms:>7.2f} ms  "
         f"p99 {result.p99_ms:>7.2f} ms  cpu {row.cpu_percent:>5.1f}%  rss {row.memory.rss_mib:.0f} MiB"
         + (f"  {result.errors} ERRORS" if result.errors else "")
     )
@@ -306,12 +335,36 @@ def bench_dialect(store: stores.Store, config: Config, result: Result) -> None:
     logs = config.work / "logs" / store.dialect
     expected: dict[str, list[bytes]] = {}
 
-    _say(f"[{store.dialect}] GraphQL API under load, response cache off")
+    _say(f"[{store.dialect}] GraphQL API (response cache off) and hand-written endpoint under load")
     uncached = {"ALPHANODE_CACHE": "false"}
-    with load.serve(load.GRAPHQL_APP, store.url, logs / "graphql-server.log", env=uncached) as server:
+    with (
+        load.serve(load.GRAPHQL_APP, store.url, logs / "graphql-server.log", env=uncached) as server,
+        load.serve(load.HANDWRITTEN_APP, store.url, logs / "handwritten-server.log") as baseline,
+    ):
         result.idle_memory["graphql"] = asdict(server.memory())
+        result.idle_memory["handwritten"] = asdict(baseline.memory())
         for operation in payloads:
             expected[operation] = _send_all(server, operation, payloads[operation])
+        headline = [op for op in workload.HANDWRITTEN_OPERATIONS if op in payloads]
+        for operation in headline:
+            answers = _send_all(baseline, operation, payloads[operation])
+            same = sum(a == b for a, b in zip(answers, expected[operation], strict=True))
+            result.checks[operation]["http"] = {"compared": len(answers), "identical_bytes": same}
+            if same != len(answers):
+                raise SystemExit(f"[{store.dialect}] hand-written {operation}: {same}/{len(answers)} identical")
+            _say(f"  hand-written {operation}: {same}/{len(answers)} response bodies identical over HTTP")
+        # The headline pairs side by side, in rounds that alternate which server goes first, so
+        # that a machine getting faster or slower during the run moves both alike.
+        for round_ in range(1, HEADLINE_ROUNDS + 1):
+            for operation in headline:
+                pair = [(server, "graphql"), (baseline, "handwritten")]
+                for measured, name in pair if round_ % 2 else reversed(pair):
+                    log = logs / f"{name}-{operation}-{round_}.txt"
+                    count = str(statements[operation])
+                    result.rows.append(
+                        _measure(measured, name, operation, payloads[operation], count, config, log, round_=round_)
+                    )
+        for operation in (op for op in payloads if op not in headline):
             log = logs / f"graphql-{operation}.txt"
             count = str(statements[operation])
             result.rows.append(_measure(server, "graphql", operation, payloads[operation], count, config, log))
@@ -321,20 +374,6 @@ def bench_dialect(store: stores.Store, config: Config, result: Result) -> None:
             count = str(statements[operation])
             row = _measure(server, ONE_AT_A_TIME, operation, payloads[operation], count, config, log, connections=1)
             result.rows.append(row)
-
-    _say(f"[{store.dialect}] hand-written endpoint under load")
-    with load.serve(load.HANDWRITTEN_APP, store.url, logs / "handwritten-server.log") as server:
-        result.idle_memory["handwritten"] = asdict(server.memory())
-        for operation in (op for op in workload.HANDWRITTEN_OPERATIONS if op in payloads):
-            answers = _send_all(server, operation, payloads[operation])
-            same = sum(a == b for a, b in zip(answers, expected[operation], strict=True))
-            result.checks[operation]["http"] = {"compared": len(answers), "identical_bytes": same}
-            if same != len(answers):
-                raise SystemExit(f"[{store.dialect}] hand-written {operation}: {same}/{len(answers)} identical")
-            _say(f"  hand-written {operation}: {same}/{len(answers)} response bodies identical over HTTP")
-            log = logs / f"handwritten-{operation}.txt"
-            count = str(statements[operation])
-            result.rows.append(_measure(server, "handwritten", operation, payloads[operation], count, config, log))
 
     _say(f"[{store.dialect}] GraphQL API under load, response cache on")
     with load.serve(load.GRAPHQL_APP, store.url, logs / "cached-server.log", env={"ALPHANODE_CACHE": "true"}) as server:
@@ -353,6 +392,7 @@ def bench_dialect(store: stores.Store, config: Config, result: Result) -> None:
 
 
 MIXED_READS, MIXED_WRITES = 95, 5
+HEADLINE_ROUNDS = 2  # PostPage and Listing on both servers: G H, then H G
 # Operations also measured with one connection (one request at a time): the p99 target is theirs.
 LATENCY_OPERATIONS = ("FilteredListing", "Search", "Facets")
 ONE_AT_A_TIME = "graphql-1"
@@ -406,7 +446,7 @@ def _n(value: float, digits: int = 0) -> str:
 
 def _table_row(r: Row) -> str:
     return (
-        f"| {r.operation} | {r.server} | {r.bodies} | {_n(r.wrk.rps, 1)} | {r.wrk.p50_ms:.2f} | "
+        f"| {r.operation} | {r.server} | {r.round} | {r.bodies} | {_n(r.wrk.rps, 1)} | {r.wrk.p50_ms:.2f} | "
         f"{r.wrk.p99_ms:.2f} | {r.statements} | {r.cpu_percent:.0f}% | {r.memory.rss_mib:.0f} | "
         f"{r.memory.anon_mib:.0f} | {r.memory.hwm_mib:.0f} | {r.wrk.errors} |"
     )
@@ -453,15 +493,15 @@ def markdown(result: Result) -> str:
         )
     lines += [
         "",
-        "| operation | server | bodies | req/s | p50 ms | p99 ms | SQL statements/request | server CPU | "
+        "| operation | server | round | bodies | req/s | p50 ms | p99 ms | SQL statements/request | server CPU | "
         "RSS after MiB | of which anon MiB | peak RSS MiB | errors |",
-        "| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
+        "| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
     ]
     for operation in workload.OPERATIONS:
         measured = [r for r in result.rows if r.operation == operation and r.server == "graphql"]
         lines += [_table_row(r) for r in measured]
         if operation in result.failures:
-            lines.append(f"| {operation} | graphql | – | **failed** |{' – |' * 8}")
+            lines.append(f"| {operation} | graphql | – | – | **failed** |{' – |' * 8}")
     lines += [_table_row(r) for r in result.rows if r.server != "graphql"]
     lines += [
         "",
@@ -476,10 +516,17 @@ def markdown(result: Result) -> str:
     if result.failures:
         lines += ["", "**Not measured**, the API answers an error:", ""]
         lines += [f"- {operation}: {reason}" for operation, reason in result.failures.items()]
-    lines += ["", "**GraphQL req/s / hand-written req/s** (the headline; the API's response cache off):", ""]
+    lines += [
+        "",
+        "**GraphQL req/s / hand-written req/s** (the headline; the API's response cache off; mean req/s of "
+        "the rounds, each round's own ratio in brackets):",
+        "",
+    ]
     for operation in workload.HANDWRITTEN_OPERATIONS:
         ratio = result.ratio(operation)
-        lines.append(f"- {operation}: {'not measured' if ratio is None else f'{ratio:.2f}'}")
+        rounds = result.round_ratios(operation)
+        each = f" (rounds: {', '.join(f'{r:.2f}' for r in rounds)})" if len(rounds) > 1 else ""
+        lines.append(f"- {operation}: {'not measured' if ratio is None else f'{ratio:.2f}{each}'}")
     lines += ["", "**Cache hits / hand-written, uncached** (the API with its response cache on, warm):", ""]
     for operation in workload.HANDWRITTEN_OPERATIONS:
         ratio = result.ratio(operation, "graphql-cached")
