@@ -519,7 +519,7 @@ def markdown(result: Result) -> str:
     lines += [
         "",
         "**GraphQL req/s / hand-written req/s** (the headline; the API's response cache off; mean req/s of "
-        "the rounds, each round's own ratio in brackets):",
+        "the rounds, each round's own ratio after it):",
         "",
     ]
     for operation in workload.HANDWRITTEN_OPERATIONS:

@@ -126,7 +126,7 @@ class Prepared:
 
 
 class _Document:
-    __slots__ = ("document", "errors", "parse_error", "parse_seconds", "validate_seconds")
+    __slots__ = ("document", "errors", "nodes_checked", "parse_error", "parse_seconds", "validate_seconds")
 
     def __init__(self, document: DocumentNode | None, errors: bool, parse_error: GraphQLError | None = None) -> None:
         self.document = document
@@ -134,6 +134,9 @@ class _Document:
         self.parse_error = parse_error
         self.parse_seconds = 0.0
         self.validate_seconds = 0.0
+        # (operation name, the integer variables) found within the node limit: the count depends
+        # on nothing else (graph.limits.count_nodes reads page sizes only), so it is made once.
+        self.nodes_checked: set[tuple[Any, ...]] = set()
 
 
 class Executor:

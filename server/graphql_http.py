@@ -321,6 +321,7 @@ def _account(stats: RequestStats, db: RequestDb) -> None:
 
 
 MAX_SURROGATE_KEYS = 200
+NODES_CHECKED_PER_DOCUMENT = 256  # page-size combinations remembered per document as within the node limit
 ALL_LISTS = "lists"
 
 
@@ -460,8 +461,16 @@ def _operation(services: Services, params: GraphQLParams, stats: RequestStats) -
     operation = find_operation(parsed.document, params.operation_name)
     stats.kind = operation.operation.value
     stats.operation = operation.name.value if operation.name else None
-    fragments = {d.name.value: d for d in parsed.document.definitions if isinstance(d, FragmentDefinitionNode)}
-    check_nodes(services.executor.schema, operation, fragments, params.variables or {}, services.limits)
+    variables = params.variables or {}
+    # The node count depends on the page sizes alone, integer variables or literals: an operation
+    # checked with the same integers is within the limit again.
+    key = (params.operation_name, tuple(sorted((k, v) for k, v in variables.items() if type(v) is int)))
+    if key not in parsed.nodes_checked:
+        fragments = {d.name.value: d for d in parsed.document.definitions if isinstance(d, FragmentDefinitionNode)}
+        check_nodes(services.executor.schema, operation, fragments, variables, services.limits)
+        if len(parsed.nodes_checked) >= NODES_CHECKED_PER_DOCUMENT:
+            parsed.nodes_checked.clear()
+        parsed.nodes_checked.add(key)
     return operation
 
 

@@ -213,6 +213,13 @@ def test_the_node_count_uses_the_variables(client: TestClient, method: str) -> N
     query = "query Nested($n: Int!) { " + NESTED_LISTS.replace("{n}", "$n") + " }"
     refused(send(client, method, query, {"n": 100}), "QUERY_TOO_COMPLEX")
     assert len(accepted(send(client, method, query, {"n": 2}))["posts"]["edges"]) == 2
+    # A count found within the limit is remembered for those page sizes only: the same text with
+    # a larger page is counted again and refused, the smaller one still runs.
+    refused(send(client, method, query, {"n": 100}), "QUERY_TOO_COMPLEX")
+    assert len(accepted(send(client, method, query, {"n": 2}))["posts"]["edges"]) == 2
+    refused(
+        send(client, method, query.replace("$n: Int!", "$n: Int!, $m: Int"), {"n": 100, "m": 2}), "QUERY_TOO_COMPLEX"
+    )
     healthy(client)
 
 
