@@ -12,8 +12,10 @@ from __future__ import annotations
 import ast
 import asyncio
 import re
+import sqlite3
 import warnings
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +247,33 @@ def test_downgrade_to_base_leaves_no_table_and_upgrade_then_works(new_store_url:
     cli_import(url, SEED_DOCUMENT)
     assert cli_export(url, SEED_REFERENCE) == SEED_BYTES
     assert cli("db", "current", "--database", url).text == f"{head} (head)\n"
+
+
+def test_references_are_checked_when_a_migration_runs_and_only_then(tmp_path: Path) -> None:
+    """SQLite: a migration that leaves a broken reference fails; an upgrade with nothing to run reads nothing."""
+    path = tmp_path / "store.db"
+    url = f"sqlite:///{path}"
+
+    def break_a_reference() -> None:
+        # A stack link to a post that does not exist, as a faulty migration would leave it.
+        with closing(sqlite3.connect(path)) as conn, conn:
+            conn.execute("PRAGMA foreign_keys=OFF")
+            conn.execute("INSERT OR IGNORE INTO stack_term (id, name) VALUES (1, 'python')")
+            conn.execute("INSERT INTO post_stack (post_id, term_id, position) VALUES (999, 1, 1)")
+
+    def mend() -> None:
+        with closing(sqlite3.connect(path)) as conn, conn:
+            conn.execute("DELETE FROM post_stack WHERE post_id = 999")
+
+    asyncio.run(migrate.upgrade(url, "0004"))
+    break_a_reference()
+    with pytest.raises(migrate.MigrationError, match="1 row"):
+        asyncio.run(migrate.upgrade(url))
+    assert asyncio.run(migrate.current(url)) == "0004"  # the failed upgrade was not kept
+    mend()
+    asyncio.run(migrate.upgrade(url))
+    assert asyncio.run(migrate.current(url)) == migrate.head()
+    # At head nothing runs, and the references (every row of a large store) are not read again.
+    break_a_reference()
+    asyncio.run(migrate.upgrade(url))
+    assert asyncio.run(migrate.current(url)) == migrate.head()
