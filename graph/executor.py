@@ -509,12 +509,11 @@ def _serialize(type_: GraphQLScalarType, value: Any) -> Any:
 
 def _plain_method(strawberry_field: StrawberryField | None) -> Callable[[Any], Any] | None:
     """The resolver's function when it needs the object and nothing else, or None."""
-    if strawberry_field is None or strawberry_field.extensions or strawberry_field.arguments:
+    if strawberry_field is None or strawberry_field.extensions:
         return None
     resolver = strawberry_field.base_resolver
-    if resolver is None or resolver.is_async or resolver.arguments or resolver.self_parameter is None:
-        return None
-    if resolver.info_parameter or resolver.root_parameter or resolver.parent_parameter:
+    # Its one parameter is ``self``: no info, no root, no arguments.
+    if resolver is None or resolver.is_async or resolver.self_parameter is None:
         return None
     if len(resolver.signature.parameters) != 1:
         return None
