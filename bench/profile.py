@@ -14,8 +14,9 @@ figure the GraphQL/hand-written ratio of ``bench.run`` is mostly about. With
 are written to the file (read them with ``python -m pstats FILE``).
 
 It measures the stores ``bench.run`` made: run that first (``--keep-database``
-for PostgreSQL). It is a tool for finding where time goes, not a benchmark:
-its figures are not the ones ``bench/README.md`` reports.
+for PostgreSQL). It is a tool for finding where time goes, not the benchmark:
+its figures compare changes to the code on one machine within minutes; the
+headline ratio is the one ``bench.run`` measures under load.
 """
 
 from __future__ import annotations
