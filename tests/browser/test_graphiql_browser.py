@@ -35,6 +35,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TIMEOUT_MS = 10_000
+# Starting Chromium is the machine's business, not GraphiQL's: on a busy 2-core machine (a CI
+# run, with PostgreSQL and the rest of the suite) it once took over 10 s.
+LAUNCH_TIMEOUT_MS = 60_000
 expect.set_options(timeout=TIMEOUT_MS)
 SEED = parse(SEED_DOCUMENT.read_bytes())
 LOCAL_SCHEMES = ("data", "blob", "about")
@@ -54,7 +57,9 @@ def browser() -> Iterator[Browser]:
             "(.ci/run does), or name one with ALPHANODE_CHROMIUM"
         )
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=TIMEOUT_MS)
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=LAUNCH_TIMEOUT_MS
+        )
         try:
             yield browser
         finally:
