@@ -27,7 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from graphql import (
     DocumentNode,
@@ -348,23 +348,14 @@ class _Run:
             leaf, attribute = spec.leaf, spec.attribute
             if leaf is not None and attribute is not None:
                 # A scalar attribute (most fields of a page): read, checked and stored in one
-                # pass; a value of another Python type goes the general way below.
-                if leaf is int:
-                    for result, source in zip(results, objects):  # noqa: B905 (the same length)
-                        value = getattr(source, attribute)
-                        if type(value) is not int or not _INT_MIN <= value <= _INT_MAX:
-                            break
-                        result[response_key] = value
-                    else:
-                        continue
+                # pass; another Python type, or an int past 32 bits, goes the general way below.
+                for result, source in zip(results, objects):  # noqa: B905 (the same length)
+                    value = getattr(source, attribute)
+                    if type(value) is not leaf or (leaf is int and not _INT_MIN <= cast(int, value) <= _INT_MAX):
+                        break
+                    result[response_key] = value
                 else:
-                    for result, source in zip(results, objects):  # noqa: B905 (the same length)
-                        value = getattr(source, attribute)
-                        if type(value) is not leaf:
-                            break
-                        result[response_key] = value
-                    else:
-                        continue
+                    continue
             values = await self._resolve(spec, type_, objects, nodes[0])
             completed = await self.complete(spec.type, values, nodes)
             for result, value in zip(results, completed, strict=True):
