@@ -86,14 +86,13 @@ class Services:
             )
             await purger.start()
         writer = Writer(engine, pool, listeners=[_poll(purger)] if purger is not None else [])
-        _settle_collector()
         persisted = PersistedQueries(
             Path(settings.persisted_dir) if settings.persisted_dir else OPERATIONS_DIR,
             allow_list_only=settings.persisted_only,
             redis=redis,
             prefix=settings.redis_prefix,
         )
-        return cls(
+        services = cls(
             settings=settings,
             schema=schema,
             executor=Executor(schema, cache_size=DOCUMENT_CACHE_SIZE, limits=limits),
@@ -107,6 +106,8 @@ class Services:
             metrics=Metrics(),
             redis=redis,
         )
+        _settle_collector()  # last: everything start-up built is frozen
+        return services
 
     async def stop(self) -> None:
         if self.purger is not None:
