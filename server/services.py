@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from graph.limits import Limits
 from graph.schema import DOCUMENT_CACHE_SIZE, Schema, build_schema
 from loaders import ReadPool
 
+from . import collector
 from .caching import MemoryCache, RedisCache, ResponseCache
 from .observe import Metrics
 from .persisted import PersistedQueries
@@ -23,15 +23,6 @@ from .purging import Purger
 from .settings import Settings
 
 OPERATIONS_DIR = Path(__file__).parent / "operations"
-
-# The cyclic garbage collector's thresholds while serving (Python's defaults: 700, 10, 10).
-# A page of 100 posts builds thousands of objects that live until its response is written,
-# so with the default a request set off a few young-generation collections, and every few
-# hundred requests a full one over everything the process had loaded (the schema, the
-# fact index's objects): about a tenth of a listing's CPU time (bench/profile.py). Requests
-# leave no cycles behind (checked with gc.DEBUG_SAVEALL), so collecting less often costs
-# no memory; what start-up built is frozen out of the full collections altogether.
-GC_THRESHOLDS = (20_000, 10, 10)
 
 
 @dataclass(slots=True)
@@ -106,7 +97,7 @@ class Services:
             metrics=Metrics(),
             redis=redis,
         )
-        _settle_collector()  # last: everything start-up built is frozen
+        collector.settle()  # last: everything start-up built is frozen
         return services
 
     async def stop(self) -> None:
@@ -118,14 +109,7 @@ class Services:
             await self.redis.aclose()
         await self.pool.close()
         await self.engine.dispose()
-        gc.unfreeze()
-
-
-def _settle_collector() -> None:
-    """Collect once, freeze what start-up built, and collect less often from now on."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+        collector.release()
 
 
 def _poll(purger: Purger | None) -> Any:

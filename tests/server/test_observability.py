@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from server.app import create_app
-from server.services import GC_THRESHOLDS
+from server.collector import THRESHOLDS as GC_THRESHOLDS
 from server.settings import Settings
 from tests.server.test_caching import (
     POST_PAGE,
