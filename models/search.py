@@ -51,6 +51,8 @@ POSTGRES_DDL = (
         ) STORED
     )""",
     "CREATE INDEX IF NOT EXISTS ix_post_search_document ON post_search USING gin (document)",
+    # In the row, where ranking reads it, rather than in the TOAST table (migrations/versions/0006).
+    "ALTER TABLE post_search ALTER COLUMN document SET STORAGE MAIN",
 )
 
 

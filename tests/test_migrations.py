@@ -28,7 +28,7 @@ from sqlmodel import SQLModel
 
 from graph.node import encode_id
 from models import migrate
-from tests.conftest import ROOT, SEED_DOCUMENT
+from tests.conftest import DIALECTS, ROOT, SEED_DOCUMENT
 from tests.editing import (
     ARCHIVE_POST,
     EDITOR_VIEW,
@@ -51,6 +51,8 @@ from tests.editing import (
 )
 
 MIGRATIONS = ROOT / "migrations"
+# A test of what migrations do on PostgreSQL alone: not run (rather than skipped) on SQLite.
+POSTGRES_ONLY = pytest.mark.parametrize("dialect", [p for p in DIALECTS if p.id == "postgresql"], indirect=True)
 SEED_SOURCE_ID = "alphanode-001632"
 
 
@@ -154,9 +156,8 @@ def test_the_migrations_build_the_schema_the_models_describe(database_url: str) 
     assert removed & {"post_fts", "post_search"}, unfiltered
 
 
+@POSTGRES_ONLY  # SQLite's FTS5 always finds matches through its own index
 def test_on_postgresql_searches_match_through_a_function_that_keeps_the_gin_plan(database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only: SQLite's FTS5 always finds matches through its own index")
     asyncio.run(migrate.upgrade(database_url))
     settings = on_store(
         database_url,
@@ -165,6 +166,24 @@ def test_on_postgresql_searches_match_through_a_function_that_keeps_the_gin_plan
         ).scalar_one(),
     )
     assert settings == ["enable_seqscan=off"]
+
+
+@POSTGRES_ONLY  # SQLite's FTS5 keeps its own index
+def test_on_postgresql_each_tsvector_is_kept_in_its_row(database_url: str) -> None:
+    """Ranking reads every match's tsvector: storage MAIN keeps it out of the TOAST table (0006)."""
+    storage = text(
+        "SELECT attstorage::text FROM pg_attribute WHERE attrelid = 'post_search'::regclass AND attname = 'document'"
+    )
+    found = text("SELECT count(*) FROM post_search WHERE document @@ plainto_tsquery('english', 'staging')")
+    cli_import(database_url, SEED_DOCUMENT)
+    assert on_store(database_url, lambda conn: conn.execute(storage).scalar_one()) == "m"
+    matches = on_store(database_url, lambda conn: conn.execute(found).scalar_one())
+    assert matches == 1
+    asyncio.run(migrate.downgrade(database_url, "0005"))
+    assert on_store(database_url, lambda conn: conn.execute(storage).scalar_one()) == "x"
+    asyncio.run(migrate.upgrade(database_url))
+    assert on_store(database_url, lambda conn: conn.execute(storage).scalar_one()) == "m"
+    assert on_store(database_url, lambda conn: conn.execute(found).scalar_one()) == matches
 
 
 def test_db_current_prints_the_revision_and_head(database_url: str) -> None:
