@@ -24,7 +24,11 @@ class Settings(BaseSettings):
     port: int = 8000
     env: Literal["development", "production"] = "development"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    read_pool_size: int = Field(default=8, description="Connections per process for reads")
+    read_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Connections per process for reads (default: 2 on SQLite, 8 on PostgreSQL; see loaders.db)",
+    )
 
     # HTTP caching and the response cache (server/caching.py).
     cache: bool = Field(default=True, description="Keep responses of public queries in a cache")

@@ -306,3 +306,24 @@ def test_an_unsupported_method_on_graphql_is_a_json_405(client: TestClient) -> N
     response = client.put("/graphql", json={"query": "{ __typename }"})
     json_error(response, 405, "METHOD_NOT_ALLOWED")
     assert "POST" in response.headers["allow"]
+
+
+# -- the read pool ------------------------------------------------------------
+
+
+def test_the_read_pool_has_two_connections_on_sqlite_and_eight_on_postgresql_unless_told(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import_seed(database_url)
+    expected = 2 if database_url.startswith("sqlite") else 8
+    with TestClient(create_app(Settings(database_url=database_url))) as client:
+        assert client.app.state.read_pool.size == expected  # type: ignore[attr-defined]
+        assert checked(client.post("/graphql", json={"query": BY_SLUG, "variables": {"slug": SEED_SLUG}})).json() == {
+            "data": {"post": {"title": SEED.title, "meta": {"reference": SEED.meta.reference}}}
+        }
+    monkeypatch.setenv("ALPHANODE_READ_POOL_SIZE", "3")
+    with TestClient(create_app(Settings(database_url=database_url))) as client:
+        assert client.app.state.read_pool.size == 3  # type: ignore[attr-defined]
+    monkeypatch.setenv("ALPHANODE_READ_POOL_SIZE", "0")
+    with pytest.raises(ValueError, match="read_pool_size"):
+        Settings(database_url=database_url)
