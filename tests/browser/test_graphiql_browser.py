@@ -154,6 +154,12 @@ def test_graphiql_runs_an_example_tab_and_a_typed_query_offline(tab: Tab) -> Non
     expect(page.locator(".graphiql-query-editor")).to_contain_text("query Listing(")
     page.locator(".graphiql-editor-tool .CodeMirror").first.click()
     page.keyboard.insert_text('{"first": 1}')
+    # GraphiQL applies an edit a moment later, and an Execute clicked before then sent nothing (one
+    # run in five or so): it has applied this one once it keeps the variables in its storage.
+    page.wait_for_function(
+        "text => Object.entries(localStorage).some(([k, v]) => k.endsWith(':graphiql:variables') && v === text)",
+        arg='{"first": 1}',
+    )
     page.get_by_role("button", name=re.compile("Execute query")).click()
 
     # Then the result pane shows the stored post.
