@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models import ImportReceiptRecord, Post, table
 
-from .prepare import Result, Task, prepare, prepare_many, start_worker, workers_can_start
+from .prepare import Result, Task, prepare, prepare_many, read_file, start_worker, workers_can_start
 from .rows import PostRows
 from .similar import refresh_similar
 from .write import Incoming, Outcome, Prepared, VocabularyCache, tune_for_bulk, write_batch
@@ -99,12 +99,7 @@ class Source:
 
 def file_source(path: Path | str) -> Source:
     name = str(path)
-    return Source(name, partial(_read_file, name), name)
-
-
-def _read_file(path: str) -> bytes:
-    with open(path, "rb") as file:
-        return file.read()
+    return Source(name, partial(read_file, name), name)
 
 
 def text_source(name: str, text: str | bytes) -> Source:

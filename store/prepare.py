@@ -70,13 +70,18 @@ def prepare_many(tasks: list[Task]) -> list[Result]:
     return [prepare(name, path, data, _known) for name, path, data in tasks]
 
 
+def read_file(path: str) -> bytes:
+    """A document's bytes (the importer's sources and the workers read files alike)."""
+    with open(path, "rb") as file:
+        return file.read()
+
+
 def prepare(name: str, path: str | None, data: bytes | None, known: frozenset[bytes] | set[bytes]) -> Result:
     """Read (when ``data`` is None), hash and parse one document."""
     try:
         if data is None:
             assert path is not None
-            with open(path, "rb") as file:
-                data = file.read()
+            data = read_file(path)
     except OSError as exc:
         return ("rejected", name, f"{name}: cannot be read ({exc.strerror or exc.__class__.__name__})")
     digest = hashlib.sha256(data).digest()
