@@ -11,6 +11,8 @@ from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimit
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from models.trouble import diagnose
+
 from .errors import ApiError
 from .executor import Executor
 from .limits import Limits, limit_rules
@@ -38,13 +40,15 @@ class _MaskUnexpected(MaskErrors):
         super().__init__(should_mask_error=is_unexpected, error_message=INTERNAL_ERROR)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        # An outage of the store says which (the HTTP layer answers 503 for it); anything else is a bug.
+        trouble = diagnose(error.original_error) if error.original_error is not None else None
         return GraphQLError(
-            INTERNAL_ERROR,
+            trouble.message if trouble is not None else INTERNAL_ERROR,
             nodes=error.nodes,
             source=error.source,
             positions=error.positions,
             path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR"},
+            extensions={"code": trouble.code if trouble is not None else "INTERNAL_SERVER_ERROR"},
         )
 
 
@@ -53,7 +57,14 @@ class Schema(strawberry.Schema):
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         for error in errors:
-            if is_unexpected(error):
+            if not is_unexpected(error):
+                continue
+            trouble = diagnose(error.original_error) if error.original_error is not None else None
+            if trouble is not None:  # an outage, not a bug: one line, no traceback
+                log.warning(
+                    "store trouble at %s: %s (%s)", error.path, trouble.message, error.original_error.__class__.__name__
+                )
+            else:
                 log.error("unexpected error at %s", error.path, exc_info=error.original_error)
 
 

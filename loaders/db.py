@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -31,6 +32,8 @@ from models.engine import SQLITE_BUSY_TIMEOUT_MS, normalize_url
 from models.search import SQLITE_INSTANCES_DDL
 
 from .sql import Dialect, Sql
+
+log = logging.getLogger("alphanode.db")
 
 Row = Any  # sqlite3.Row or asyncpg.Record: both index by position and by column name
 StatementHook = Callable[[str], None]
@@ -79,8 +82,16 @@ class ReadPool:
     async def release(self, conn: ReadConnection) -> None:
         raise NotImplementedError
 
+    async def discard(self, conn: ReadConnection) -> None:
+        """Close a connection whose state is unknown (its transaction could not be ended) instead of reusing it."""
+        raise NotImplementedError
+
     async def close(self) -> None:
         raise NotImplementedError
+
+
+class RequestEnded(RuntimeError):
+    """A statement asked for after its request's handle was closed (a sibling of a failed field)."""
 
 
 class ReadConnection:
@@ -97,24 +108,42 @@ class ReadConnection:
 
 
 class _SqliteConnection(ReadConnection):
-    __slots__ = ("conn",)
+    """An aiosqlite connection: statements run in order in its thread, whatever happens to their callers."""
+
+    __slots__ = ("conn", "unsettled")
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.conn = conn
+        # A caller stopped waiting (cancelled, timed out) for a statement that aiosqlite's thread
+        # may still run: its transaction state is known only once the thread is done with it.
+        self.unsettled = False
 
     async def begin(self) -> None:
-        if self.conn.in_transaction:
-            # A request cancelled while its BEGIN was on the way (a timeout) gave the connection
-            # back before the BEGIN ran in aiosqlite's thread: end that empty transaction first.
-            await self.conn.execute_fetchall("ROLLBACK")
-        await self.conn.execute_fetchall("BEGIN")
+        await self._settle()
+        await self._run("BEGIN")
 
     async def fetch(self, text: str, params: Sequence[Any]) -> list[Row]:
-        return list(await self.conn.execute_fetchall(text, params))
+        return await self._run(text, params)
 
-    async def end(self) -> None:
+    async def _run(self, text: str, params: Sequence[Any] = ()) -> list[Row]:
+        try:
+            return list(await self.conn.execute_fetchall(text, params))
+        except asyncio.CancelledError:
+            self.unsettled = True
+            raise
+
+    async def _settle(self) -> None:
+        """Wait for what aiosqlite's thread still has queued, then end any transaction it left open."""
+        if self.unsettled:
+            # aiosqlite runs a connection's statements one after another: once this one is
+            # answered, everything queued before it has run, and ``in_transaction`` is true.
+            await self.conn.execute_fetchall("SELECT 1")
+            self.unsettled = False
         if self.conn.in_transaction:
             await self.conn.execute_fetchall("ROLLBACK")
+
+    async def end(self) -> None:
+        await self._settle()
 
 
 # Read connections per process, by default. A SQLite connection is a thread (aiosqlite), and
@@ -182,6 +211,13 @@ class SqliteReadPool(ReadPool):
     async def release(self, conn: ReadConnection) -> None:
         assert isinstance(conn, _SqliteConnection)
         self._idle.put_nowait(conn)
+
+    async def discard(self, conn: ReadConnection) -> None:
+        assert isinstance(conn, _SqliteConnection)
+        with contextlib.suppress(Exception):
+            await conn.conn.close()
+        if conn in self._all:
+            self._all.remove(conn)  # the next acquire opens a new one
 
     async def close(self) -> None:
         for conn in self._all:
@@ -273,6 +309,11 @@ class PostgresReadPool(ReadPool):
         assert isinstance(conn, _PostgresConnection)
         await self.pool.release(conn.conn)
 
+    async def discard(self, conn: ReadConnection) -> None:
+        assert isinstance(conn, _PostgresConnection)
+        conn.conn.terminate()  # the pool replaces a terminated connection on its next acquire
+        await self.pool.release(conn.conn)
+
     async def close(self) -> None:
         await self.pool.close()
 
@@ -281,6 +322,7 @@ class RequestDb:
     """The request's database handle: lazily opened, serialized, one snapshot."""
 
     __slots__ = (
+        "_closed",
         "_conn",
         "_lock",
         "db_seconds",
@@ -306,6 +348,7 @@ class RequestDb:
         self.lists_seen = False
         self._conn: ReadConnection | None = None
         self._lock = asyncio.Lock()
+        self._closed = False
         self.statements = 0
 
     async def _connection(self) -> ReadConnection:
@@ -329,6 +372,8 @@ class RequestDb:
         """Run a SELECT and return its rows."""
         text = statement if isinstance(statement, str) else statement.text(self.dialect)
         async with self._lock:
+            if self._closed:
+                raise RequestEnded("the request's database handle is closed")
             started = time.perf_counter()
             try:
                 conn = await self._connection()
@@ -346,11 +391,29 @@ class RequestDb:
         return rows[0][0] if rows else None
 
     async def close(self) -> None:
-        """End the read transaction and give the connection back."""
-        if self._conn is not None:
+        """End the read transaction and give the connection back, once nothing is running on it.
+
+        A field's statement may still be queued when its request ends (an error that nulled the
+        whole response leaves sibling fields running): closing waits for it under the lock, and
+        statements asked for afterwards are refused (``RequestEnded``) instead of opening another
+        connection. Shielded from cancellation: a request that timed out still gives its
+        connection back whole, and never one left inside a transaction.
+        """
+        await asyncio.shield(self._close())
+
+    async def _close(self) -> None:
+        async with self._lock:
+            self._closed = True
+            if self._conn is None:
+                return
             conn, self._conn = self._conn, None
             try:
                 self._count("ROLLBACK")
                 await conn.end()
-            finally:
-                await self.pool.release(conn)
+            except Exception as exc:
+                # A broken connection (the database went away): not reused. What the request read
+                # stands, and the request's outcome is told by what it ran, not by its ending.
+                log.warning("a read connection could not end its transaction (%s): closed", exc.__class__.__name__)
+                await self.pool.discard(conn)
+                return
+            await self.pool.release(conn)

@@ -30,6 +30,8 @@ from strawberry.types.graphql import OperationType
 from graph import Context
 from graph.limits import LIMIT_CODES, check_nodes
 from loaders import RequestDb
+from models.trouble import CODES as TROUBLE_CODES
+from models.trouble import RETRY_AFTER, StoreTrouble, diagnose
 
 from .auth import AuthError, authenticate
 from .caching import Entry, cache_key, etag_of
@@ -279,6 +281,8 @@ async def execute(
                 try:
                     data = await executor.execute(prepared, params.variables, context)
                 except Exception as exc:  # the regular executor answers, with its error handling
+                    if diagnose(exc) is not None:
+                        raise  # the store is in trouble: running the operation again would not help
                     log.debug("batched executor handed back %s: %r", params.operation_name, exc)
                     _account(stats, db)
                     await db.close()
@@ -303,6 +307,12 @@ async def execute(
         raise RequestError(
             405, "mutations are only accepted over POST", "METHOD_NOT_ALLOWED", {"Allow": "POST"}
         ) from None
+    except Exception as exc:
+        trouble = diagnose(exc)
+        if trouble is None:
+            raise
+        log.warning("store trouble: %s (%s)", trouble.message, exc.__class__.__name__)
+        raise trouble_error(trouble) from None
     finally:
         stats.execute += time.perf_counter() - started
         _account(stats, db)
@@ -310,6 +320,20 @@ async def execute(
         if context is not None and context.db is not db:  # a mutation read its result afresh
             _account(stats, context.db)
             await context.db.close()
+
+
+def trouble_error(trouble: StoreTrouble) -> RequestError:
+    """The 503 for an outage of the store, with the code saying which and when to try again."""
+    return RequestError(503, trouble.message, trouble.code, {"Retry-After": str(trouble.retry_after)})
+
+
+def _trouble_in(result: ExecutionResult) -> RequestError | None:
+    """A result that an outage of the store cut short answers 503 as a whole: a partial page helps nobody."""
+    for error in result.errors or ():
+        code = (error.extensions or {}).get("code")
+        if code in TROUBLE_CODES:
+            return RequestError(503, error.message, code, {"Retry-After": str(RETRY_AFTER[code])})
+    return None
 
 
 def _account(stats: RequestStats, db: RequestDb) -> None:
@@ -401,6 +425,9 @@ async def graphql_endpoint(request: Request) -> Response:
             ) from None
         if stats.kind == "mutation":
             stats.cache = "bypass"
+        trouble = _trouble_in(result)
+        if trouble is not None:
+            raise trouble
         body = orjson.dumps(result_body(result))
         request_error = is_request_error(result)
         if request_error:
