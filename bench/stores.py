@@ -88,8 +88,8 @@ def remove_sqlite(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def postgres_store() -> Store:
-    return Store("postgresql", f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{PG_DATABASE}")
+def postgres_store(database: str = PG_DATABASE) -> Store:
+    return Store("postgresql", f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}")
 
 
 async def _admin(statement: str) -> Any:
@@ -104,17 +104,17 @@ def postgres_version() -> str:
     return str(asyncio.run(_admin("SHOW server_version")))
 
 
-def postgres_database_exists() -> bool:
-    return bool(asyncio.run(_admin(f"SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'")))
+def postgres_database_exists(database: str = PG_DATABASE) -> bool:
+    return bool(asyncio.run(_admin(f"SELECT 1 FROM pg_database WHERE datname = '{database}'")))
 
 
-def create_postgres_database() -> None:
-    """An empty ``alphanode_bench`` (dropped first if a previous run left it)."""
-    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {PG_DATABASE}"))
-    asyncio.run(_admin(f"CREATE DATABASE {PG_DATABASE}"))
+def create_postgres_database(database: str = PG_DATABASE) -> None:
+    """An empty ``alphanode_bench`` or ``database`` (dropped first if a previous run left it)."""
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {database}"))
+    asyncio.run(_admin(f"CREATE DATABASE {database}"))
 
 
-def settle_postgres() -> float:
+def settle_postgres(database: str = PG_DATABASE) -> float:
     """VACUUM (ANALYZE) the bench database after an import; returns the seconds it took.
 
     PostgreSQL vacuums a table after enough inserts (autovacuum's insert threshold): after
@@ -123,7 +123,7 @@ def settle_postgres() -> float:
     """
 
     async def vacuum() -> None:
-        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_DATABASE, timeout=10)
+        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=database, timeout=10)
         try:
             await conn.execute("VACUUM (ANALYZE)")
         finally:
@@ -134,8 +134,8 @@ def settle_postgres() -> float:
     return time.perf_counter() - started
 
 
-def drop_postgres_database() -> None:
-    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)"))
+def drop_postgres_database(database: str = PG_DATABASE) -> None:
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
 
 
 def import_corpus(store: Store, corpus: Path, expected: int) -> ImportTiming:
