@@ -21,6 +21,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +83,26 @@ class ReadPool:
     async def release(self, conn: ReadConnection) -> None:
         raise NotImplementedError
 
+    def usage(self) -> PoolUsage:
+        """How many connections are open and idle now (metrics, health, tests)."""
+        raise NotImplementedError
+
     async def discard(self, conn: ReadConnection) -> None:
         """Close a connection whose state is unknown (its transaction could not be ended) instead of reusing it."""
         raise NotImplementedError
 
     async def close(self) -> None:
         raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUsage:
+    """A read pool's connections at one moment."""
+
+    size: int  # at most this many
+    open: int  # open now
+    idle: int  # open and waiting for a request
+    idle_in_transaction: int  # idle yet inside a transaction: a connection given back too early (never, by design)
 
 
 class RequestEnded(RuntimeError):
@@ -164,6 +179,7 @@ class SqliteReadPool(ReadPool):
         self.path = path
         self.size = size
         self._idle: asyncio.LifoQueue[_SqliteConnection] = asyncio.LifoQueue()
+        self._waiting: set[_SqliteConnection] = set()  # what _idle holds, to look at
         self._all: list[_SqliteConnection] = []
         self._opening = asyncio.Lock()
         self._trace: StatementHook | None = None
@@ -201,23 +217,35 @@ class SqliteReadPool(ReadPool):
             await conn.conn.set_trace_callback(callback)
 
     async def acquire(self) -> ReadConnection:
-        with contextlib.suppress(asyncio.QueueEmpty):
-            return self._idle.get_nowait()
-        async with self._opening:
-            if len(self._all) < self.size:
-                return await self._connect()
-        return await self._idle.get()
+        try:
+            conn = self._idle.get_nowait()
+        except asyncio.QueueEmpty:
+            async with self._opening:
+                if len(self._all) < self.size:
+                    return await self._connect()
+            conn = await self._idle.get()
+        self._waiting.discard(conn)
+        return conn
 
     async def release(self, conn: ReadConnection) -> None:
         assert isinstance(conn, _SqliteConnection)
+        self._waiting.add(conn)
         self._idle.put_nowait(conn)
+
+    def usage(self) -> PoolUsage:
+        stuck = sum(1 for conn in self._waiting if conn.conn.in_transaction)
+        return PoolUsage(self.size, len(self._all), len(self._waiting), stuck)
 
     async def discard(self, conn: ReadConnection) -> None:
         assert isinstance(conn, _SqliteConnection)
         with contextlib.suppress(Exception):
             await conn.conn.close()
         if conn in self._all:
-            self._all.remove(conn)  # the next acquire opens a new one
+            self._all.remove(conn)
+        # A request may be waiting for a connection: open one in its place (when the store
+        # cannot be opened now, the next acquire tries again).
+        with contextlib.suppress(Exception):
+            await self.release(await self._connect())
 
     async def close(self) -> None:
         for conn in self._all:
@@ -309,6 +337,10 @@ class PostgresReadPool(ReadPool):
         assert isinstance(conn, _PostgresConnection)
         await self.pool.release(conn.conn)
 
+    def usage(self) -> PoolUsage:
+        # asyncpg ends a transaction left open when a connection comes back; none is idle inside one.
+        return PoolUsage(self.size, self.pool.get_size(), self.pool.get_idle_size(), 0)
+
     async def discard(self, conn: ReadConnection) -> None:
         assert isinstance(conn, _PostgresConnection)
         conn.conn.terminate()  # the pool replaces a terminated connection on its next acquire
@@ -358,7 +390,9 @@ class RequestDb:
                 self._count("BEGIN")
                 await conn.begin()
             except BaseException:
-                await self.pool.release(conn)
+                # Cancelled or failed on the way: the BEGIN may still run. The connection goes back
+                # once it is settled, out of any transaction (shielded: the caller is leaving).
+                await asyncio.shield(self._give_back(conn))
                 raise
             self._conn = conn
         return self._conn
@@ -407,13 +441,17 @@ class RequestDb:
             if self._conn is None:
                 return
             conn, self._conn = self._conn, None
-            try:
-                self._count("ROLLBACK")
-                await conn.end()
-            except Exception as exc:
-                # A broken connection (the database went away): not reused. What the request read
-                # stands, and the request's outcome is told by what it ran, not by its ending.
-                log.warning("a read connection could not end its transaction (%s): closed", exc.__class__.__name__)
-                await self.pool.discard(conn)
-                return
-            await self.pool.release(conn)
+            self._count("ROLLBACK")
+            await self._give_back(conn)
+
+    async def _give_back(self, conn: ReadConnection) -> None:
+        """End the connection's transaction, then return it to the pool; a broken one is closed instead."""
+        try:
+            await conn.end()
+        except Exception as exc:
+            # The database went away, say. What the request read stands: its outcome is told by
+            # what it ran, not by its ending.
+            log.warning("a read connection could not end its transaction (%s): closed", exc.__class__.__name__)
+            await self.pool.discard(conn)
+            return
+        await self.pool.release(conn)

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from graphql import DocumentNode, FragmentDefinitionNode, GraphQLError, GraphQLSyntaxError, OperationDefinitionNode
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLSyntaxError,
+    OperationDefinitionNode,
+    ValueNode,
+)
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.exceptions import MissingQueryError
@@ -204,6 +211,10 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
             extensions["code"] = "GRAPHQL_PARSE_FAILED"
         elif error.message.startswith("Variable "):
             extensions["code"] = "BAD_USER_INPUT"  # a variable that does not coerce to its type
+        elif error.path is not None and error.nodes and all(isinstance(node, ValueNode) for node in error.nodes):
+            # An argument value that does not coerce to the argument's type while executing (a null
+            # variable for a non-null argument with a default): located at the value the client sent.
+            extensions["code"] = "BAD_USER_INPUT"
         elif error.path is None:
             extensions["code"] = "GRAPHQL_VALIDATION_FAILED"
         else:
