@@ -29,14 +29,22 @@ OPERATIONS_DIR = Path(__file__).parent / "operations"
 
 
 async def healthz(request: Request) -> Response:
-    """200 when the database answers, 503 when it does not; never the reason in the body."""
+    """200 when the database answers, 503 when it does not; never the reason in the body.
+
+    With Redis configured, ``cache`` says whether it answers: ``down`` is still 200, as the
+    instance serves (uncached) without it.
+    """
+    services: Services = request.app.state.services
+    cache: dict[str, str] = {}
+    if services.redis is not None:
+        cache["cache"] = "ok" if services.redis.up else "down"
     try:
         async with request.app.state.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception:
         log.exception("health check: the database does not answer")
-        return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+        return JSONResponse({"status": "error", "database": "unavailable", **cache}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok", **cache})
 
 
 async def metrics(request: Request) -> Response:

@@ -12,17 +12,35 @@ while a response is being computed from an older snapshot must not let that
 response into the cache afterwards: each purge is numbered (its purge-log id),
 a request notes the number it started at, and an entry is only stored if none
 of its keys was purged since.
+
+Redis is an optimization, never a requirement: every use of it goes through a
+circuit breaker (``RedisLink``). The first call that fails (refused, reset, or
+slower than ``ALPHANODE_REDIS_TIMEOUT``) marks Redis down; from then on no
+request touches it (a look-up is a miss, a store is skipped) while a background
+task probes it twice a second. Purges that could not reach Redis are remembered
+and applied when it answers again, before anything is read from it; a Redis
+that restarted (a new ``run_id``), which may have come back with an older
+dataset, has every entry under the prefix invalidated first.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
-from collections import OrderedDict
-from collections.abc import Iterable
+import logging
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+
+log = logging.getLogger("alphanode.cache")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +136,20 @@ class MemoryCache:
         return len(self._entries)
 
 
-# KEYS: the entry, then each surrogate key's purge mark, then each surrogate key's set.
+# KEYS: the entry, the mark of the last purge of everything, then each surrogate key's purge mark,
+# then each surrogate key's set.
 # ARGV: started_at, ttl, body, etag, keys, media type, the entry's cache key.
 _PUT = """
-local n = (#KEYS - 1) / 2
-for i = 2, n + 1 do
+local n = (#KEYS - 2) / 2
+local everything = redis.call('GET', KEYS[2])
+if everything and tonumber(everything) > tonumber(ARGV[1]) then return 0 end
+for i = 3, n + 2 do
   local purged = redis.call('GET', KEYS[i])
   if purged and tonumber(purged) > tonumber(ARGV[1]) then return 0 end
 end
 redis.call('HSET', KEYS[1], 'body', ARGV[3], 'etag', ARGV[4], 'keys', ARGV[5], 'media_type', ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-for i = n + 2, #KEYS do
+for i = n + 3, #KEYS do
   redis.call('SADD', KEYS[i], ARGV[7])
   redis.call('EXPIRE', KEYS[i], ARGV[2])
 end
@@ -147,6 +168,220 @@ for i = 1, #KEYS, 2 do
 end
 return dropped
 """
+# KEYS: a purge mark. ARGV: generation, ttl. Raises the mark, never lowers it.
+_MARK = """
+local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > mark then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+return 1
+"""
+
+MAX_MISSED_KEYS = 10_000  # purges remembered key by key while Redis is down; past this, everything
+REPLAY_BATCH = 256  # surrogate keys per purge script on recovery
+
+
+class CacheUnavailable(Exception):
+    """Redis cannot be used now (down, or it just failed): go on without it."""
+
+
+class RedisRestarted(RedisConnectionError):
+    """Redis answers with another run_id: it restarted, perhaps with an older dataset."""
+
+
+class Recovery(Protocol):
+    """What catches Redis up before the breaker closes (the response cache, persisted queries)."""
+
+    def pending(self) -> bool: ...
+
+    async def recover(self, restarted: bool) -> None: ...
+
+
+def _run_id_of(info: Any) -> str | None:
+    """The ``run_id`` of an ``INFO server`` reply (parsed or raw), or None."""
+    if isinstance(info, dict):
+        found = info.get("run_id")
+        return str(found) if found is not None else None
+    text = info.decode("utf-8", "replace") if isinstance(info, bytes | bytearray) else str(info)
+    for line in text.splitlines():
+        if line.startswith("run_id:"):
+            return line.partition(":")[2].strip()
+    return None
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by a Redis ``MATCH`` pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class RedisLink:
+    """One Redis client for the service, behind a circuit breaker.
+
+    While Redis answers, ``call`` runs each command (with short socket and connect
+    timeouts, and no retries). The first that fails marks Redis down: ``call`` then
+    raises ``CacheUnavailable`` at once, without touching Redis, and a background task
+    PINGs it every ``probe_interval`` seconds. When it answers, each registered
+    ``Recovery`` catches it up (told whether Redis restarted, which its ``run_id`` says)
+    and only then is Redis used again. While up, the task compares ``run_id`` every
+    ``check_interval`` seconds, and each new connection compares it too, so that a Redis
+    that restarted between two calls (perhaps with an older dataset) counts as down.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 0.5,
+        probe_interval: float = 0.5,
+        check_interval: float = 5.0,
+        on_error: Callable[[str], None] | None = None,
+        on_state: Callable[[bool], None] | None = None,
+    ) -> None:
+        from redis import asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        self.client: Any = aioredis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            redis_connect_func=self._on_connect,
+        )
+        self.timeout = timeout
+        self.probe_interval = probe_interval
+        self.check_interval = check_interval
+        self.up = True
+        self.run_id: str | None = None  # of the Redis last seen answering
+        self.errors: Counter[str] = Counter()  # failed calls, by operation
+        self.outages = 0
+        self._failures: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+        self._on_error = on_error
+        self._on_state = on_state
+        self._recoveries: list[Recovery] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add_recovery(self, recovery: Recovery) -> None:
+        """Have ``recovery`` catch Redis up each time it answers again, before it is used."""
+        self._recoveries.append(recovery)
+
+    async def start(self) -> None:
+        """Learn which Redis answers (or that none does) and start watching it."""
+        try:
+            self.run_id = await self._fetch_run_id()
+        except self._failures as exc:
+            self.failed("check", exc)
+        self._ensure_watching()
+
+    async def stop(self) -> None:
+        """Stop watching and close the connections."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.client.aclose()
+
+    async def call(self, operation: str, command: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """``command(*args, **kwargs)`` on Redis; CacheUnavailable when Redis is down or the call fails."""
+        if not self.up:
+            raise CacheUnavailable(operation)
+        try:
+            return await command(*args, **kwargs)
+        except self._failures as exc:
+            self.failed(operation, exc)
+            raise CacheUnavailable(operation) from exc
+
+    def failed(self, operation: str, exc: BaseException) -> None:
+        """Count a failed call and mark Redis down."""
+        self.errors[operation] += 1
+        if self._on_error is not None:
+            self._on_error(operation)
+        self._down(type(exc).__name__)
+
+    def _down(self, reason: str) -> None:
+        if not self.up:
+            return
+        self.up = False
+        self.outages += 1
+        log.warning("Redis is down (%s): serving without it until it answers again", reason)
+        if self._on_state is not None:
+            self._on_state(False)
+        self._ensure_watching()
+        self._wake.set()
+
+    def _ensure_watching(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._watch(), name="redis-watch")
+
+    async def _watch(self) -> None:
+        while True:
+            if self.up:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.check_interval)
+                if self.up:
+                    await self._check()
+            else:
+                await asyncio.sleep(self.probe_interval)
+                await self._probe()
+
+    async def _check(self) -> None:
+        """While up: a Redis with another run_id restarted, and may hold an older dataset."""
+        try:
+            run_id = await self._fetch_run_id()
+        except self._failures as exc:
+            self.failed("check", exc)
+            return
+        if self.run_id is None:
+            self.run_id = run_id
+        elif run_id != self.run_id:
+            self._down("RedisRestarted")
+
+    async def _probe(self) -> None:
+        """While down: if Redis answers, catch it up, then close the breaker."""
+        try:
+            await self.client.ping()
+            run_id = await self._fetch_run_id()
+            restarted = run_id is None or run_id != self.run_id
+            while True:
+                for recovery in self._recoveries:
+                    await recovery.recover(restarted)
+                restarted = False
+                # Purges may have come in while catching up: close only once none waits.
+                if not any(recovery.pending() for recovery in self._recoveries):
+                    break
+        except asyncio.CancelledError:
+            raise
+        except self._failures as exc:
+            log.debug("Redis still down (%s)", type(exc).__name__)
+            return
+        except Exception:
+            log.exception("catching Redis up failed; retrying")
+            return
+        self.run_id = run_id
+        self.up = True
+        log.info("Redis answers again: using it again")
+        if self._on_state is not None:
+            self._on_state(True)
+
+    async def _fetch_run_id(self) -> str | None:
+        try:
+            return _run_id_of(await self.client.info("server"))
+        except ResponseError:  # INFO refused (a managed Redis, say): no way to tell a restart
+            return None
+
+    async def _on_connect(self, connection: Any) -> None:
+        """Each new connection: the usual handshake, then, while up, the run_id check."""
+        await connection.on_connect()
+        if not self.up or self.run_id is None:
+            return  # recovering (the probe checks), or nothing to compare with
+        try:
+            await connection.send_command("INFO", "server")
+            run_id = _run_id_of(await connection.read_response())
+        except ResponseError:
+            return
+        if run_id != self.run_id:
+            raise RedisRestarted("Redis restarted since it was last seen")
 
 
 class RedisCache:
@@ -154,23 +389,43 @@ class RedisCache:
 
     ``<prefix>r:<key>`` holds an entry (a hash, with a time to live as a safety net),
     ``<prefix>k:<surrogate>`` the entries that carry a surrogate key, ``<prefix>g:<surrogate>``
-    the generation of the key's last purge. Storing and purging are each one Lua script, so
-    a purge never lands between an entry's check and its write. (The scripts touch keys they
-    compute, which a Redis Cluster would refuse: use a single Redis, or a replicated one.)
+    the generation of the key's last purge, ``<prefix>g-all`` that of the last purge of every
+    entry. Storing and purging are each one Lua script, so a purge never lands between an
+    entry's check and its write. (The scripts touch keys they compute, which a Redis Cluster
+    would refuse: use a single Redis, or a replicated one.)
+
+    Redis is used through a ``RedisLink``: while it is down a look-up is a miss, a store is
+    skipped, and a purge is remembered (by surrogate key, with its newest generation; past
+    ``max_missed`` keys, as a purge of everything) and applied when Redis answers again.
     """
 
-    def __init__(self, url: str, prefix: str = "alphanode:", ttl_seconds: int = 3600) -> None:
-        from redis import asyncio as redis
-
-        self.redis: Any = redis.from_url(url)
+    def __init__(
+        self,
+        redis: str | RedisLink,
+        prefix: str = "alphanode:",
+        ttl_seconds: int = 3600,
+        *,
+        max_missed: int = MAX_MISSED_KEYS,
+    ) -> None:
+        self._owns_link = not isinstance(redis, RedisLink)
+        self.link = redis if isinstance(redis, RedisLink) else RedisLink(redis)
+        self.redis: Any = self.link.client
         self.prefix = prefix
         self.ttl = ttl_seconds
         self.generation = 0
+        self.max_missed = max_missed
+        self._missed: dict[str, int] = {}  # surrogate key -> newest generation of a purge Redis missed
+        self._missed_all = False  # Redis missed more purges than are remembered, or restarted
         self._put = self.redis.register_script(_PUT)
         self._purge = self.redis.register_script(_PURGE)
+        self._mark = self.redis.register_script(_MARK)
+        self.link.add_recovery(self)
 
     async def get(self, key: str) -> Entry | None:
-        found = await self.redis.hgetall(self.prefix + "r:" + key)
+        try:
+            found = await self.link.call("get", self.redis.hgetall, self.prefix + "r:" + key)
+        except CacheUnavailable:
+            return None
         if not found:
             return None
         return Entry(
@@ -182,29 +437,97 @@ class RedisCache:
 
     async def put(self, key: str, entry: Entry, started_at: int) -> bool:
         # One script: the check against later purges and the write happen atomically.
-        names = [self.prefix + "r:" + key]
+        names = [self.prefix + "r:" + key, self.prefix + "g-all"]
         names += [self.prefix + "g:" + k for k in entry.keys]
         names += [self.prefix + "k:" + k for k in entry.keys]
-        stored = await self._put(
-            keys=names,
-            args=[started_at, self.ttl, entry.body, entry.etag, " ".join(entry.keys), entry.media_type, key],
-        )
+        args = [started_at, self.ttl, entry.body, entry.etag, " ".join(entry.keys), entry.media_type, key]
+        try:
+            stored = await self.link.call("put", self._put, keys=names, args=args)
+        except CacheUnavailable:
+            return False
         return bool(stored)
 
     async def purge(self, keys: Iterable[str], generation: int) -> int:
-        names = []
-        for surrogate in keys:
-            names += [self.prefix + "k:" + surrogate, self.prefix + "g:" + surrogate]
-        if not names:
-            return 0
-        dropped = int(await self._purge(keys=names, args=[generation, self.ttl, self.prefix + "r:"]))
+        """Drop the entries of these surrogate keys; never raises: what Redis misses is applied later."""
+        surrogates = list(keys)
         self.generation = max(self.generation, generation)
-        return dropped
+        if not surrogates:
+            return 0
+        try:
+            return await self.link.call("purge", self._apply, surrogates, generation)
+        except CacheUnavailable:
+            self._remember(surrogates, generation)
+            return 0
+
+    async def _apply(self, surrogates: list[str], generation: int) -> int:
+        names = []
+        for surrogate in surrogates:
+            names += [self.prefix + "k:" + surrogate, self.prefix + "g:" + surrogate]
+        return int(await self._purge(keys=names, args=[generation, self.ttl, self.prefix + "r:"]))
+
+    def _remember(self, surrogates: list[str], generation: int) -> None:
+        if self._missed_all:
+            return  # everything goes at recovery, marked with the newest generation
+        for surrogate in surrogates:
+            self._missed[surrogate] = max(generation, self._missed.get(surrogate, 0))
+        if len(self._missed) > self.max_missed:
+            self._missed_all = True
+            self._missed.clear()
+
+    def pending(self) -> bool:
+        """Whether purges wait for Redis."""
+        return self._missed_all or bool(self._missed)
+
+    async def recover(self, restarted: bool) -> None:
+        """Apply the purges Redis missed (every entry's, if it restarted), marks included, on the raw client."""
+        if restarted:
+            self._missed_all = True
+            self._missed.clear()
+        while self.pending():
+            everything, missed = self._missed_all, self._missed
+            self._missed_all, self._missed = False, {}
+            try:
+                if everything:
+                    await self._invalidate_all(self.generation)
+                else:
+                    await self._replay(missed)
+            except BaseException:
+                if everything:
+                    self._missed_all, self._missed = True, {}
+                else:
+                    for surrogate, generation in missed.items():
+                        self._remember([surrogate], generation)
+                raise
+
+    async def _replay(self, missed: dict[str, int]) -> None:
+        by_generation: dict[int, list[str]] = {}
+        for surrogate, generation in missed.items():
+            by_generation.setdefault(generation, []).append(surrogate)
+        for generation, surrogates in sorted(by_generation.items()):
+            for start in range(0, len(surrogates), REPLAY_BATCH):
+                await self._apply(surrogates[start : start + REPLAY_BATCH], generation)
+        log.info("applied purges of %d surrogate key(s) that Redis had missed", len(missed))
+
+    async def _invalidate_all(self, generation: int) -> None:
+        # The mark first: a response computed before it is refused from now on.
+        await self._mark(keys=[self.prefix + "g-all"], args=[generation, self.ttl])
+        dropped = 0
+        for kind in ("r:", "k:"):
+            batch: list[bytes] = []
+            async for name in self.redis.scan_iter(match=_glob_escape(self.prefix + kind) + "*", count=1000):
+                batch.append(name)
+                if len(batch) >= 500:
+                    dropped += await self.redis.unlink(*batch)
+                    batch = []
+            if batch:
+                dropped += await self.redis.unlink(*batch)
+        log.info("invalidated the whole cache in Redis (%d key(s)): it may hold entries older than purges", dropped)
 
     async def clear(self) -> None:
         """Remove every key under the prefix (tests, and operators resetting a cache)."""
-        async for name in self.redis.scan_iter(match=self.prefix + "*", count=1000):
+        async for name in self.redis.scan_iter(match=_glob_escape(self.prefix) + "*", count=1000):
             await self.redis.delete(name)
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        if self._owns_link:
+            await self.link.stop()

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 log = logging.getLogger("alphanode.request")
 
@@ -84,6 +84,18 @@ class Metrics:
         self.purged = Counter(
             "alphanode_cache_purged_keys_total", "Surrogate keys purged from the cache.", registry=self.registry
         )
+        self.cache_errors = Counter(
+            "alphanode_cache_errors_total",
+            "Calls to the cache backend (Redis) that failed, by operation.",
+            ("operation",),
+            registry=self.registry,
+        )
+        self.cache_up = Gauge(
+            "alphanode_cache_up",
+            "1 while the cache backend answers (the in-process cache always does), 0 while it is down.",
+            registry=self.registry,
+        )
+        self.cache_up.set(1)
         self.imports = Counter(
             "alphanode_import_documents_total",
             "Documents imported through this server, by outcome.",
@@ -98,6 +110,14 @@ class Metrics:
         self.responses.labels(str(stats.status)).inc()
         if stats.cache in ("hit", "miss"):
             self.cache.labels(stats.cache).inc()
+
+    def cache_error(self, operation: str) -> None:
+        """Count a failed call to the cache backend."""
+        self.cache_errors.labels(operation).inc()
+
+    def cache_state(self, up: bool) -> None:
+        """Note whether the cache backend answers."""
+        self.cache_up.set(1 if up else 0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

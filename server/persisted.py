@@ -10,6 +10,10 @@ URL, so CDNs and browsers can cache them.
 With ``ALPHANODE_PERSISTED_ONLY=1`` only registered operations run: the
 documents in a folder of ``.graphql`` files (the frontend's operations by
 default), by hash or by their exact text; nothing new is registered.
+
+With Redis, the queries clients sent are shared by every process through it;
+while Redis is down each process keeps them in its own store (as without Redis),
+and writes those it learned meanwhile to Redis when it answers again.
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ import hashlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
+
+from .caching import CacheUnavailable, RedisLink
+
+TTL = 30 * 24 * 3600  # seconds a query sent by a client stays in Redis
 
 
 class PersistedQueryError(Exception):
@@ -41,7 +49,7 @@ class PersistedQueries:
         folder: Path | None = None,
         *,
         allow_list_only: bool = False,
-        redis: Any = None,
+        redis: RedisLink | None = None,
         prefix: str = "alphanode:",
         max_entries: int = 10_000,
     ) -> None:
@@ -51,6 +59,9 @@ class PersistedQueries:
         self.prefix = prefix
         self.max_entries = max_entries
         self._learned: OrderedDict[str, str] = OrderedDict()
+        self._unsynced: OrderedDict[str, None] = OrderedDict()  # learned while Redis could not be written
+        if redis is not None:
+            redis.add_recovery(self)
         if folder is not None:
             for path in sorted(folder.glob("*.graphql")):
                 text = path.read_text(encoding="utf-8")
@@ -89,12 +100,16 @@ class PersistedQueries:
         return known, True
 
     async def lookup(self, digest: str) -> str | None:
+        """The query of a hash: registered, learned here, or (when it answers) learned by another process."""
         found = self.registered.get(digest)
         if found is not None or self.allow_list_only:
             return found
         found = self._learned.get(digest)
         if found is None and self.redis is not None:
-            value = await self.redis.get(f"{self.prefix}pq:{digest}")
+            try:
+                value = await self.redis.call("persisted_get", self.redis.client.get, self._name(digest))
+            except CacheUnavailable:
+                return None  # the client sends the query again, and it is learned here
             found = value.decode("utf-8") if value is not None else None
         return found
 
@@ -106,4 +121,31 @@ class PersistedQueries:
         while len(self._learned) > self.max_entries:
             self._learned.popitem(last=False)
         if self.redis is not None:
-            await self.redis.set(f"{self.prefix}pq:{digest}", query.encode("utf-8"), ex=30 * 24 * 3600)
+            try:
+                name = self._name(digest)
+                await self.redis.call("persisted_set", self.redis.client.set, name, query.encode(), ex=TTL)
+            except CacheUnavailable:
+                self._unsynced[digest] = None
+                while len(self._unsynced) > self.max_entries:
+                    self._unsynced.popitem(last=False)
+
+    def _name(self, digest: str) -> str:
+        return f"{self.prefix}pq:{digest}"
+
+    def pending(self) -> bool:
+        """Whether queries learned while Redis was down wait to be written to it."""
+        return bool(self._unsynced)
+
+    async def recover(self, restarted: bool) -> None:
+        """Write the queries learned while Redis was down (on the raw client: the breaker is still open)."""
+        assert self.redis is not None
+        while self._unsynced:
+            batch = list(self._unsynced)[:100]
+            async with self.redis.client.pipeline(transaction=False) as pipe:
+                for digest in batch:
+                    query = self._learned.get(digest)
+                    if query is not None:
+                        pipe.set(self._name(digest), query.encode(), ex=TTL)
+                await pipe.execute()
+            for digest in batch:
+                self._unsynced.pop(digest, None)

@@ -4,7 +4,9 @@ Writes (imports from any process, mutations) record the surrogate keys they
 changed in ``purge_log`` inside their own transaction (``store/purge.py``). Each
 server process polls the log a few times a second, purges its cache (or the
 shared Redis cache, idempotently) and, if configured, tells a CDN through the
-purge webhook. A write through one process is so purged in every other within
+purge webhook. A purge never fails because Redis is down: the cache remembers
+what Redis missed and applies it when Redis answers again, and the log is
+followed (and the webhook called) meanwhile. A write through one process is so purged in every other within
 one polling interval, and a CLI import purges running servers too.
 """
 
@@ -100,10 +102,10 @@ class Purger:
         sent: list[str] = []
         for log_id, keys in rows:
             split = keys.split()
-            await self.cache.purge(split, log_id)
+            await self.cache.purge(split, log_id)  # never raises for a cache that is down
             self.purged_keys += len(split)
             sent += split
-            self.last = log_id
+            self.last = max(self.last, log_id)  # the write path polls too, concurrently
         if self._client is not None:
             await self._notify(sorted(set(sent)))
         return len(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,15 @@ from graph.schema import DOCUMENT_CACHE_SIZE, Schema, build_schema
 from loaders import ReadPool
 
 from . import collector
-from .caching import MemoryCache, RedisCache, ResponseCache
+from .caching import MemoryCache, RedisCache, RedisLink, ResponseCache
 from .observe import Metrics
 from .persisted import PersistedQueries
 from .purging import Purger
 from .settings import Settings
 
 OPERATIONS_DIR = Path(__file__).parent / "operations"
+
+log = logging.getLogger("alphanode.purge")
 
 
 @dataclass(slots=True)
@@ -38,7 +41,7 @@ class Services:
     purger: Purger | None
     persisted: PersistedQueries
     metrics: Metrics
-    redis: Any = None
+    redis: RedisLink | None = None  # the Redis behind the cache and persisted queries, when configured
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -55,19 +58,29 @@ class Services:
         # Filters and facets read the fact index (loaders.facts): loaded before serving, so that
         # no request waits for it (about a second at 100,000 posts).
         await pool.facts.warm(pool)
-        redis: Any = None
+        metrics = Metrics()
+        redis: RedisLink | None = None
         if settings.redis_url:
-            from redis import asyncio as aioredis
-
-            redis = aioredis.from_url(settings.redis_url)
+            redis = RedisLink(
+                settings.redis_url,
+                timeout=settings.redis_timeout,
+                on_error=metrics.cache_error,
+                on_state=metrics.cache_state,
+            )
         cache: ResponseCache | None = None
         purger: Purger | None = None
         if settings.cache:
             cache = (
-                RedisCache(settings.redis_url, settings.redis_prefix)
-                if settings.redis_url
-                else MemoryCache(settings.cache_max_bytes)
+                RedisCache(redis, settings.redis_prefix) if redis is not None else MemoryCache(settings.cache_max_bytes)
             )
+        persisted = PersistedQueries(
+            Path(settings.persisted_dir) if settings.persisted_dir else OPERATIONS_DIR,
+            allow_list_only=settings.persisted_only,
+            redis=redis,
+            prefix=settings.redis_prefix,
+        )
+        if redis is not None:
+            await redis.start()  # never fails: a Redis that does not answer is down, and watched
         if cache is not None or settings.purge_webhook:
             purger = Purger(
                 engine,
@@ -77,12 +90,6 @@ class Services:
             )
             await purger.start()
         writer = Writer(engine, pool, listeners=[_poll(purger)] if purger is not None else [])
-        persisted = PersistedQueries(
-            Path(settings.persisted_dir) if settings.persisted_dir else OPERATIONS_DIR,
-            allow_list_only=settings.persisted_only,
-            redis=redis,
-            prefix=settings.redis_prefix,
-        )
         services = cls(
             settings=settings,
             schema=schema,
@@ -94,7 +101,7 @@ class Services:
             cache=cache,
             purger=purger,
             persisted=persisted,
-            metrics=Metrics(),
+            metrics=metrics,
             redis=redis,
         )
         collector.settle()  # last: everything start-up built is frozen
@@ -106,17 +113,25 @@ class Services:
         if self.cache is not None:
             await self.cache.close()
         if self.redis is not None:
-            await self.redis.aclose()
+            await self.redis.stop()
         await self.pool.close()
         await self.engine.dispose()
         collector.release()
 
 
 def _poll(purger: Purger | None) -> Any:
-    """After a write in this process, purge at once: the writer reads its own write."""
+    """After a write in this process, purge at once: the writer reads its own write.
+
+    Never raises: the write is committed, and the purge log is followed anyway (a purge
+    Redis misses is applied when it answers again).
+    """
 
     async def poll(_: Any) -> None:
-        if purger is not None:
+        if purger is None:
+            return
+        try:
             await purger.poll()
+        except Exception as exc:
+            log.warning("purging after a write failed (%s); the purge log is followed again", exc.__class__.__name__)
 
     return poll

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     cache: bool = Field(default=True, description="Keep responses of public queries in a cache")
     redis_url: str | None = Field(default=None, description="Share the cache (and persisted queries) through Redis")
     redis_prefix: str = Field(default="alphanode:", description="Prefix of every Redis key the service writes")
+    redis_timeout: float = Field(
+        default=0.5,
+        gt=0,
+        description="Longest wait for Redis to connect or answer, seconds; past it the service serves without "
+        "Redis (uncached) until Redis answers again",
+    )
     cache_max_bytes: int = Field(default=64 * 1024 * 1024, description="Size of the in-process cache")
     cache_max_age: int = Field(default=60, description="Cache-Control max-age of public GET responses, seconds")
     cache_stale_while_revalidate: int = Field(
