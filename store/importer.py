@@ -92,14 +92,22 @@ DEFERRED_INDEXES = (
 class Source:
     """A document to read: a file (``path``), standard input, or text handed over directly."""
 
-    name: str
+    name: str  # as the importer was given it: in messages to whoever runs the import
     read: Callable[[], bytes]
     path: str | None = None
+    # In the revision history, which editors read: the file's name relative to what the importer
+    # was given (the folder's name and the path within it, or the file's own name), never the
+    # directories of the machine that imported it.
+    label: str = ""
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.name
 
 
-def file_source(path: Path | str) -> Source:
+def file_source(path: Path | str, label: str | None = None) -> Source:
     name = str(path)
-    return Source(name, partial(read_file, name), name)
+    return Source(name, partial(read_file, name), name, label or os.path.basename(name))
 
 
 def text_source(name: str, text: str | bytes) -> Source:
@@ -122,7 +130,10 @@ def collect_sources(paths: Sequence[str], stdin: Any = None) -> tuple[list[Sourc
             continue
         path = Path(raw)
         if path.is_dir():
-            sources += [file_source(p) for p in _documents_in(path)]
+            within = path.resolve().name  # "posts" for "/srv/posts", ".", "posts/" and "../posts"
+            sources += [
+                file_source(p, f"{within}/{relative}" if within else relative) for p, relative in _documents_in(path)
+            ]
         elif path.is_file():
             sources.append(file_source(path))
         else:
@@ -130,8 +141,9 @@ def collect_sources(paths: Sequence[str], stdin: Any = None) -> tuple[list[Sourc
     return sources, missing
 
 
-def _documents_in(folder: Path) -> list[str]:
-    """The ``*.txt`` files in a folder and its subfolders, in path order; hidden files and folders left out.
+def _documents_in(folder: Path) -> list[tuple[str, str]]:
+    """The ``*.txt`` files in a folder and its subfolders, in path order, each with its path within
+    the folder; hidden files and folders left out.
 
     Paths as text: a ``Path`` for each of 100,000 files took most of a second.
     """
@@ -155,7 +167,7 @@ def _documents_in(folder: Path) -> list[str]:
     found.sort()
     # folder / name without a Path per file: "x" for folder ".", "/x" for "/".
     prefix = str(folder / "x")[:-1]
-    return [prefix + "/".join(parts) for parts in found]
+    return [(prefix + "/".join(parts), "/".join(parts)) for parts in found]
 
 
 @dataclass(slots=True)
@@ -415,7 +427,7 @@ async def _prepare_all(
             continue
         rows = result[2]
         assert isinstance(rows, PostRows)
-        item = Prepared(source.name, rows)
+        item = Prepared(source.name, rows, reason=f"imported from {source.shown}")
         written.add(item.source_id)
         yield item
 

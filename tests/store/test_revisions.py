@@ -134,7 +134,7 @@ def test_every_write_from_every_path_adds_a_revision_with_its_author_and_reason(
     # Then each write is a revision, newest first, with the token's name (or `import`) and why.
     revisions = editor_view(h.client, ref, h.editor)["revisions"]
     assert [(r["number"], r["author"], r["reason"]) for r in revisions] == [
-        (10, "import", f"imported from {file}"),
+        (10, "import", f"imported from {file.name}"),  # never the importing machine's folders
         (9, "carol", "rolled back to revision 1"),
         (8, "root", "rolled back to revision 3"),
         (7, "alice", "restored"),
@@ -143,7 +143,7 @@ def test_every_write_from_every_path_adds_a_revision_with_its_author_and_reason(
         (4, "root", "marked reviewed"),
         (3, "alice", "updated"),
         (2, "alice", "imported from importDocument by alice"),
-        (1, "import", f"imported from {file}"),
+        (1, "import", f"imported from {h.folder.name}/{file.name}"),  # the folder given, and the file within it
     ]
     # Each revision's hash and stored text are the page text exported right after its write.
     assert {r["number"]: r["contentHash"] for r in revisions} == {n: sha256(text) for n, text in exports.items()}
@@ -260,3 +260,18 @@ def test_mark_reviewed_sets_the_flag_the_date_and_the_status_and_nothing_else(hi
     again = h.run(MARK_REVIEWED, {"id": post_id(document)}, h.editor)
     assert (again["revision"], again["changed"]) == (2, False)
     assert len(revision_rows(h.url, document.meta.reference)) == 2
+
+
+def test_an_imported_folders_revisions_name_files_within_it_never_the_importing_machines_folders(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Given a folder of documents, one in a subfolder, imported by its absolute path.
+    folder = tmp_path / "incoming"
+    (folder / "2026").mkdir(parents=True)
+    (folder / "2026" / "seed.txt").write_bytes(SEED_BYTES)
+    run = cli_import(database_url, folder.resolve())
+    assert run.code == 0, run.err
+    # Then its revision names the file by the folder's name and the path within it.
+    (revision,) = revision_rows(database_url, parse(SEED_BYTES).meta.reference)
+    assert revision["reason"] == "imported from incoming/2026/seed.txt"
+    assert str(tmp_path) not in revision["reason"]
