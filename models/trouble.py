@@ -121,6 +121,11 @@ def _one(exc: BaseException) -> StoreTrouble | None:
         # asyncpg has no subclass for a connection it has seen closed (a server that went away):
         # "connection is closed". Its other interface errors are misuse, that is bugs.
         return _UNREACHABLE if "is closed" in str(exc) else None
+    if isinstance(exc, asyncpg.InternalClientError):
+        # A server shutting down sends each idle session a FATAL error unasked, then closes it:
+        # until the close arrives, asyncpg refuses to start a statement on it ("cannot switch to
+        # state ..."). Using a connection from two tasks is an InterfaceError, not this.
+        return _RESTARTING if "cannot switch to state" in str(exc) else None
     if isinstance(exc, OSError):
         if exc.errno == errno.ENOSPC:
             return _FULL
