@@ -15,6 +15,7 @@ Whether a response came from the cache is read from ``Server-Timing``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -29,6 +30,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from server.app import create_app
+from server.caching import Entry, RedisCache, RedisLink
 from server.services import Services
 from server.settings import Settings
 from tests.parts.redis import RedisServer, private_redis
@@ -188,7 +190,7 @@ def test_reads_and_writes_go_on_while_redis_is_stopped_and_the_cache_comes_back(
         assert title_of(page(client, trio.a)) == new_title
         assert services.purger is not None and services.purger.last > followed
         until(lambda: any(f"p{trio.a_id}".encode() in body for _, body in received), 2.0, "the webhook was told")
-        assert services.cache is not None and services.cache.pending()  # remembered for Redis
+        assert isinstance(services.cache, RedisCache) and services.cache.pending()  # remembered for Redis
 
         # When Redis is back (empty: no persistence).
         redis_server.start()
@@ -405,3 +407,64 @@ def test_an_app_started_while_redis_is_down_serves_and_uses_redis_once_it_answer
         redis_server.start()
         until(lambda: health(client).get("cache") == "ok", RECOVERY_DEADLINE, "the cache is back")
         warm(client, lambda: page(client, trio.a))
+
+
+# -- the response cache and its breaker, without the app ----------------------------------------------
+
+
+def _entry(body: bytes, *keys: str) -> Entry:
+    return Entry(body, '"' + body.decode() + '"', keys, "application/json")
+
+
+async def _until_up(link: RedisLink) -> None:
+    deadline = time.monotonic() + RECOVERY_DEADLINE
+    while not link.up:
+        assert time.monotonic() < deadline, "Redis not used again"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("missed", ["a-few-keys", "more-than-are-remembered"])
+def test_purges_redis_missed_are_applied_with_their_marks_before_it_is_read_again(
+    redis_server: RedisServer, missed: str
+) -> None:
+    async def run() -> None:
+        link = RedisLink(redis_server.url, timeout=TIMEOUT, probe_interval=0.05)
+        cache = RedisCache(link, PREFIX, max_missed=3)
+        await link.start()
+        try:
+            assert await cache.put("page-1", _entry(b"one", "p1"), started_at=0)
+            assert await cache.put("page-2", _entry(b"two", "p2"), started_at=0)
+            run_id = link.run_id
+            # Redis stops answering (it is not restarted): the first call trips the breaker.
+            sleeper = redis_server.sleep(1.5)
+            assert await cache.get("page-1") is None
+            assert not link.up
+            assert link.errors["get"] == 1
+            # Nothing touches Redis now: a store is skipped, a purge remembered.
+            assert await cache.put("page-3", _entry(b"three", "p3"), started_at=9) is False
+            keys = ["p1"] if missed == "a-few-keys" else ["p1", "p4", "p5", "p6"]
+            assert await cache.purge(keys, 5) == 0
+            assert cache.generation == 5
+            assert cache.pending()
+            assert link.errors == {"get": 1}
+            await asyncio.to_thread(sleeper.wait, 10)
+            await _until_up(link)
+            assert link.run_id == run_id
+            assert not cache.pending()
+            # A response computed before the purge (it started at 4) cannot be stored after recovery...
+            assert await cache.put("page-1", _entry(b"old", "p1"), started_at=4) is False
+            assert await cache.get("page-1") is None
+            if missed == "a-few-keys":
+                # ... and what the purge did not name is still cached.
+                assert await cache.get("page-2") == _entry(b"two", "p2")
+                assert await cache.put("page-9", _entry(b"nine", "p9"), started_at=4) is True
+            else:
+                # Past the bound, every entry went, and nothing computed before the purge is stored.
+                assert await cache.get("page-2") is None
+                assert await cache.put("page-9", _entry(b"nine", "p9"), started_at=4) is False
+            assert await cache.put("page-1", _entry(b"new", "p1"), started_at=5) is True
+            assert await cache.get("page-1") == _entry(b"new", "p1")
+        finally:
+            await link.stop()
+
+    asyncio.run(run())
