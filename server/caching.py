@@ -315,15 +315,21 @@ class RedisLink:
 
     async def _watch(self) -> None:
         while True:
-            if self.up:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.check_interval)
+            try:
                 if self.up:
-                    await self._check()
-            else:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.check_interval)
+                    if self.up:
+                        await self._check()
+                else:
+                    await asyncio.sleep(self.probe_interval)
+                    await self._probe()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never stop watching
+                log.exception("watching Redis failed; going on")
                 await asyncio.sleep(self.probe_interval)
-                await self._probe()
 
     async def _check(self) -> None:
         """While up: a Redis with another run_id restarted, and may hold an older dataset."""
@@ -422,6 +428,7 @@ class RedisCache:
         self.link.add_recovery(self)
 
     async def get(self, key: str) -> Entry | None:
+        """The entry of ``key``; None when there is none, or Redis is down."""
         try:
             found = await self.link.call("get", self.redis.hgetall, self.prefix + "r:" + key)
         except CacheUnavailable:
@@ -436,6 +443,7 @@ class RedisCache:
         )
 
     async def put(self, key: str, entry: Entry, started_at: int) -> bool:
+        """Store an entry unless a purge since ``started_at`` names one of its keys, or Redis is down."""
         # One script: the check against later purges and the write happen atomically.
         names = [self.prefix + "r:" + key, self.prefix + "g-all"]
         names += [self.prefix + "g:" + k for k in entry.keys]
@@ -529,5 +537,6 @@ class RedisCache:
             await self.redis.delete(name)
 
     async def close(self) -> None:
+        """Close the connections to Redis, unless they are shared (the service closes them)."""
         if self._owns_link:
             await self.link.stop()

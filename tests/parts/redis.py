@@ -32,6 +32,7 @@ SHARED_PORT = 6379
 
 
 def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on (now)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -51,6 +52,7 @@ class RedisServer:
 
     @property
     def url(self) -> str:
+        """The URL the service is given."""
         return f"redis://127.0.0.1:{self.port}/0"
 
     def client(self, timeout: float = 5.0) -> redis.Redis:
@@ -64,6 +66,7 @@ class RedisServer:
         )
 
     def command(self) -> list[str]:
+        """The redis-server command line."""
         persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
         return [
             REDIS_SERVER,
@@ -120,6 +123,7 @@ class RedisServer:
 
     @property
     def running(self) -> bool:
+        """Whether the process is alive."""
         return self.process is not None and self.process.poll() is None
 
     def sleep(self, seconds: float) -> subprocess.Popen[bytes]:
