@@ -359,9 +359,11 @@ async def post_body(
 ) -> list[list[HeadingBlock | ParagraphBlock | ListBlock | ImageBlock]]:
     loaders = info.context.loaders
     keys = [p.pk for p in posts]
-    blocks = loaders.blocks.load_all(keys)
-    images = loaders.images.load_all(keys)
-    return [_body(rows, image_rows) for rows, image_rows in zip(await blocks, await images, strict=True)]
+    # One after the other (they share the request's connection anyway): a coroutine made before a
+    # failed await would be left never awaited.
+    blocks = await loaders.blocks.load_all(keys)
+    images = await loaders.images.load_all(keys)
+    return [_body(rows, image_rows) for rows, image_rows in zip(blocks, images, strict=True)]
 
 
 @batch_resolver("Post", "images")

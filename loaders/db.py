@@ -56,13 +56,18 @@ class ReadPool:
         self.use_facts = True  # False: every filter in SQL (tests compare the two)
 
     @staticmethod
-    async def open(url: str | URL, size: int | None = None) -> ReadPool:
-        """A pool of ``size`` connections at most (default: ``default_size(url)``)."""
+    async def open(url: str | URL, size: int | None = None, *, request_timeout: float | None = None) -> ReadPool:
+        """A pool of ``size`` connections at most (default: ``default_size(url)``).
+
+        On PostgreSQL the server ends a read statement that runs ``STATEMENT_TIMEOUT_MARGIN``
+        longer than ``request_timeout`` (seconds), so that a request given up on never leaves a
+        query running there.
+        """
         parsed = normalize_url(url)
         size = size or ReadPool.default_size(parsed)
         if parsed.get_backend_name() == "sqlite":
             return await SqliteReadPool.create(parsed.database or "", size)
-        return await PostgresReadPool.create(parsed, size)
+        return await PostgresReadPool.create(parsed, size, request_timeout)
 
     @staticmethod
     def default_size(url: str | URL) -> int:
@@ -169,6 +174,12 @@ class _SqliteConnection(ReadConnection):
 # statements run in PostgreSQL's own processes.
 SQLITE_READ_POOL = 2
 POSTGRES_READ_POOL = 8
+# A PostgreSQL read statement may run this much longer than its request's time limit before the
+# server ends it (statement_timeout), and a read connection may sit that long inside a transaction
+# (idle_in_transaction_session_timeout). A request past its limit is cancelled by asyncpg, which
+# asks the server to cancel its statement; these are the server's own backstop for when that
+# cancel request does not arrive (a client gone, a network cut).
+STATEMENT_TIMEOUT_MARGIN = 1.0
 
 
 class SqliteReadPool(ReadPool):
@@ -302,17 +313,24 @@ class PostgresReadPool(ReadPool):
         self._traced: weakref.WeakSet[Any] = weakref.WeakSet()
 
     @classmethod
-    async def create(cls, url: URL, size: int) -> PostgresReadPool:
+    async def create(cls, url: URL, size: int, request_timeout: float | None = None) -> PostgresReadPool:
+        server_settings: dict[str, str] = {}
+        if request_timeout is not None:
+            limit = str(round((request_timeout + STATEMENT_TIMEOUT_MARGIN) * 1000))  # milliseconds
+            server_settings = {"statement_timeout": limit, "idle_in_transaction_session_timeout": limit}
         pool = await asyncpg.create_pool(
             host=url.host or None,
             port=url.port or None,
             user=url.username or None,
             password=url.password or None,
             database=url.database or None,
-            min_size=1,
+            # No floor of connections kept open: asyncpg would reconnect to it in the background
+            # while the server is away, logging a traceback each time; requests connect anyway.
+            min_size=0,
             max_size=size,
             init=_learn_array_types,
             reset=_keep_session,
+            server_settings=server_settings or None,  # in the start-up packet: no statement more
         )
         return cls(pool, size)
 
@@ -343,8 +361,11 @@ class PostgresReadPool(ReadPool):
 
     async def discard(self, conn: ReadConnection) -> None:
         assert isinstance(conn, _PostgresConnection)
-        conn.conn.terminate()  # the pool replaces a terminated connection on its next acquire
-        await self.pool.release(conn.conn)
+        # The pool replaces a terminated connection on its next acquire. One that asyncpg saw closed
+        # (the server went away) it has taken back already, and its proxy refuses every call.
+        with contextlib.suppress(asyncpg.InterfaceError):
+            conn.conn.terminate()
+        await self.pool.release(conn.conn)  # a no-op for a connection taken back
 
     async def close(self) -> None:
         await self.pool.close()

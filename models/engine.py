@@ -45,6 +45,10 @@ def create_engine(url: str | URL, *, foreign_keys: bool = True, **kwargs: Any) -
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
         return engine
     kwargs.setdefault("pool_size", 10)
+    # A server that restarted has ended every session the pool holds: each is tried (a round trip)
+    # when taken from the pool and replaced when dead, so that no write or health check after the
+    # restart meets one (without it, the first use of each fails and only then is the pool renewed).
+    kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(parsed, **kwargs)
 
 

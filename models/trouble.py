@@ -15,6 +15,7 @@ PostgreSQL errors by asyncpg's exception classes and SQLSTATE, never by message 
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 from dataclasses import dataclass
 
@@ -60,6 +61,7 @@ _FULL = StoreTrouble(FULL, "the store's disk is full: nothing was written")
 _READ_ONLY = StoreTrouble(
     READ_ONLY, "the store is read-only (its file or folder cannot be written): nothing was written"
 )
+_MOUNTED_READ_ONLY = StoreTrouble(READ_ONLY, "the store is read-only (its file system is mounted read-only)")
 _NOT_A_STORE = StoreTrouble(INVALID, "the store's file is not a SQLite database")
 _CANT_OPEN = StoreTrouble(UNAVAILABLE, "the store's file cannot be opened (missing folder or no permission)")
 _IO = StoreTrouble(UNAVAILABLE, "the store's disk failed to read or write (I/O error)")
@@ -133,6 +135,27 @@ def _one(exc: BaseException) -> StoreTrouble | None:
             return _READ_ONLY
         if isinstance(exc, (ConnectionError, TimeoutError)) or exc.errno is not None:
             return _UNREACHABLE  # refused, reset, no route, a connect that timed out
+    return None
+
+
+# Free space under which a SQLite store's disk counts as full: an edit writes tens of kilobytes to
+# the WAL, an import batch megabytes.
+LOW_DISK_BYTES = 1 << 20
+
+
+def sqlite_write_trouble(path: str) -> StoreTrouble | None:
+    """Why writes to the SQLite store at ``path`` would fail now, by its file system: read-only, full, or None."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        disk = os.statvfs(folder)
+    except OSError:
+        return None
+    if disk.f_flag & os.ST_RDONLY:
+        return _MOUNTED_READ_ONLY
+    if not (os.access(folder, os.W_OK) and (not os.path.exists(path) or os.access(path, os.W_OK))):
+        return _READ_ONLY
+    if disk.f_bavail * disk.f_frsize < LOW_DISK_BYTES:
+        return _FULL
     return None
 
 

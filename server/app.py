@@ -16,9 +16,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from graph.schema import schema
+from models.trouble import diagnose
 
 from .graphiql import STATIC_DIR, graphiql_html, load_examples
-from .graphql_http import graphql_endpoint
+from .graphql_http import graphql_endpoint, trouble_response
 from .responses import JSONResponse, error_body
 from .services import Services
 from .settings import Settings
@@ -62,6 +63,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
+    trouble = diagnose(exc)
+    if trouble is not None:  # an outage of the store, wherever it was met: a 503, not a bug
+        log.warning("store trouble on %s %s: %s", request.method, request.url.path, trouble.message)
+        return trouble_response(trouble)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(error_body("Internal server error.", "INTERNAL_SERVER_ERROR"), status_code=500)
 

@@ -12,12 +12,15 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import inspect
 
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from models.trouble import StoreTrouble
 
 log = logging.getLogger("alphanode")
 
@@ -88,7 +91,7 @@ def _progress(total: int, enabled: bool) -> tuple[Callable[[int], None] | None, 
 
 def cmd_import(args: argparse.Namespace) -> int:
     import models
-    from store.importer import collect_sources, import_sources
+    from store.importer import ImportStopped, collect_sources, import_sources
 
     settings = _settings(args)
     sources, missing = collect_sources(args.paths)
@@ -102,17 +105,35 @@ def cmd_import(args: argparse.Namespace) -> int:
         finally:
             await engine.dispose()
 
+    stopped: ImportStopped | None = None
     try:
         receipt = asyncio.run(run())
+    except ImportStopped as exc:
+        stopped, receipt = exc, exc.receipt  # what was written before the store failed
     finally:
         stop()
     receipt.outcomes = missing + receipt.outcomes
     if args.json:
-        sys.stdout.write(orjson.dumps(receipt.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        report = receipt.as_dict()
+        if stopped is not None:
+            report["stopped"] = {
+                "code": stopped.trouble.code,
+                "message": stopped.trouble.message,
+                "notWritten": stopped.not_written,
+            }
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         print(receipt.summary())
         for outcome in receipt.rejected:
             print(f"rejected: {outcome.error}")
+    if stopped is not None:
+        print(f"error: {_store_named(args)}: {stopped.trouble.message}", file=sys.stderr)
+        print(
+            f"import stopped: {stopped.not_written} document(s) not written; the ones counted above are, each "
+            "whole: run the import again once the store is fixed to complete it",
+            file=sys.stderr,
+        )
+        return 1
     return 0 if receipt.ok else 1
 
 
@@ -176,6 +197,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.port:
         overrides["port"] = args.port
     settings = Settings(**overrides)
+    _check_store(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -184,6 +206,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,
     )
     return 0
+
+
+def _check_store(settings: Settings) -> None:
+    """Bring the store to the newest schema and read from it, before serving.
+
+    A store in trouble (not a store, damaged, locked, missing its folder) then stops the command
+    with one line naming it (``main``) instead of failing the server's start-up with a traceback.
+    A read-only store that SQLite can open passes: it is served, and writes answer 503
+    ``DATABASE_READ_ONLY``.
+    """
+    import models
+
+    async def run() -> None:
+        engine = _engine(settings)
+        try:
+            await models.create_all(engine)
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT count(*) FROM post")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
 
 
 def cmd_export_schema(args: argparse.Namespace) -> int:
@@ -397,6 +441,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from models.trouble import diagnose
+
+        trouble = diagnose(exc)
+        if trouble is None:
+            raise
+        # The store's trouble (a full disk, a read-only or locked file, a file that is not a store, a
+        # database that does not answer): one line naming the store and the cause, not a traceback.
+        print(f"error: {_store_named(args)}: {trouble.message}{_sqlite_hint(args, trouble)}", file=sys.stderr)
+        return 1
+
+
+def _sqlite_hint(args: argparse.Namespace, trouble: StoreTrouble) -> str:
+    """What the file system says about a SQLite store that cannot be opened, when it says something."""
+    from models import normalize_url
+    from models.trouble import READ_ONLY, UNAVAILABLE, sqlite_write_trouble
+
+    url = normalize_url(getattr(args, "database", None) or Settings().database_url)
+    if trouble.code != UNAVAILABLE or url.get_backend_name() != "sqlite":
+        return ""
+    found = sqlite_write_trouble(url.database or "")
+    if found is None or found.code != READ_ONLY:
+        return ""
+    # SQLite opens a store in WAL mode on a read-only file system only while its -wal and -shm files exist.
+    return f"; {found.message.removeprefix('the store is ')}"
+
+
+def _store_named(args: argparse.Namespace) -> str:
+    """The store as messages name it: a SQLite store's file, a PostgreSQL URL without its password."""
+    from models import normalize_url
+
+    try:
+        url = normalize_url(getattr(args, "database", None) or Settings().database_url)
+    except Exception:
+        return "the store"
+    if url.get_backend_name() == "sqlite":
+        return url.database or "the store"
+    return url.set(drivername="postgresql").render_as_string(hide_password=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -338,6 +338,16 @@ def trouble_error(trouble: StoreTrouble) -> RequestError:
     return RequestError(503, trouble.message, trouble.code, {"Retry-After": str(trouble.retry_after)})
 
 
+def trouble_response(trouble: StoreTrouble) -> Response:
+    """The 503 for an outage of the store outside a GraphQL operation (GraphiQL, any other path)."""
+    error = trouble_error(trouble)
+    return JSONResponse(
+        error_body(error.message, error.code),
+        status_code=error.status,
+        headers={**error.headers, "Cache-Control": "no-store"},
+    )
+
+
 def _trouble_in(result: ExecutionResult) -> RequestError | None:
     """A result that an outage of the store cut short answers 503 as a whole: a partial page helps nobody."""
     for error in result.errors or ():
@@ -570,6 +580,12 @@ async def graphiql_page(request: Request, services: Services) -> Response:
             viewer = await authenticate(request.headers.get("authorization"), db)
         except AuthError:
             viewer = None
+        except Exception as exc:
+            trouble = diagnose(exc)
+            if trouble is None:
+                raise
+            log.warning("store trouble: %s (%s)", trouble.message, exc.__class__.__name__)
+            return trouble_response(trouble)
         finally:
             await db.close()
         if viewer is None or not viewer.is_editor:

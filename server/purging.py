@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models import PurgeLog, table
+from models.trouble import diagnose
 
 from .caching import ResponseCache
 
@@ -81,8 +82,12 @@ class Purger:
                     await self.prune()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database may be away for a moment: keep following
-                log.exception("reading the purge log failed; retrying")
+            except Exception as exc:  # the database may be away for a moment: keep following
+                trouble = diagnose(exc)
+                if trouble is None:
+                    log.exception("reading the purge log failed; retrying")
+                else:  # an outage: one line a second, no traceback
+                    log.warning("reading the purge log failed: %s; retrying", trouble.message)
                 await asyncio.sleep(1.0)
             await asyncio.sleep(self.interval)
 

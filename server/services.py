@@ -54,7 +54,9 @@ class Services:
         schema = build_schema(limits)
         engine = models.create_engine(settings.database_url)
         await models.create_all(engine)
-        pool = await ReadPool.open(settings.database_url, settings.read_pool_size)
+        pool = await ReadPool.open(
+            settings.database_url, settings.read_pool_size, request_timeout=settings.request_timeout
+        )
         # Filters and facets read the fact index (loaders.facts): loaded before serving, so that
         # no request waits for it (about a second at 100,000 posts).
         await pool.facts.warm(pool)

@@ -39,6 +39,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models import ImportReceiptRecord, Post, table
+from models.trouble import StoreTrouble, StoreTroubleError, diagnose
 
 from .prepare import Result, Task, prepare, prepare_many, read_file, start_worker, workers_can_start
 from .rows import PostRows
@@ -229,6 +230,20 @@ class Receipt:
         }
 
 
+class ImportStopped(StoreTroubleError):
+    """The store failed under an import (its disk full, read-only, locked past the busy timeout, gone).
+
+    Each document of ``receipt`` was written (or found unchanged, or rejected) whole; the other
+    ``not_written`` were not written at all: the transaction that held them was rolled back. Their
+    posts' similar posts are marked for refreshing, so running the import again completes it.
+    """
+
+    def __init__(self, trouble: StoreTrouble, receipt: Receipt, total: int) -> None:
+        super().__init__(trouble)
+        self.receipt = receipt
+        self.not_written = total - len(receipt.outcomes)
+
+
 Progress = Callable[[int], None]
 
 
@@ -289,13 +304,26 @@ async def import_sources(
             deferred = False
             await _build_indexes(engine, log_time=True)
         receipt.analyzed = await _refresh_statistics(engine, receipt.created + receipt.updated)
+    except Exception as exc:
+        trouble = diagnose(exc)
+        if trouble is None:
+            raise
+        receipt.seconds = time.perf_counter() - started
+        log.info("import stopped: %s (%s)", trouble.message, exc.__class__.__name__)  # the caller says so
+        raise ImportStopped(trouble, receipt, len(sources)) from exc
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         if collecting:
             gc.enable()
         if deferred:  # stopped by an error: what was written keeps its indexes
-            await _build_indexes(engine)
+            try:
+                await _build_indexes(engine)
+            except Exception as exc:
+                left = diagnose(exc)
+                if left is None:
+                    raise
+                log.warning("import: the deferred indexes are left to the next import: %s", left.message)
     receipt.seconds = time.perf_counter() - started
     log.info("import: %s", receipt.summary())
     await _keep_receipt(engine, receipt, author)
@@ -496,7 +524,9 @@ async def _write(
 ) -> list[Outcome]:
     try:
         return await _write_in_transaction(engine, batch, vocabulary, bulk)
-    except DBAPIError:
+    except DBAPIError as exc:
+        if diagnose(exc) is not None:
+            raise  # the store is in trouble (full, read-only, locked, gone): no document would fare better
         if len(batch) == 1:
             item = batch[0]
             log.exception("could not store %s", item.name)
