@@ -29,7 +29,7 @@ import aiosqlite
 import asyncpg
 from sqlalchemy.engine import URL
 
-from models.engine import SQLITE_BUSY_TIMEOUT_MS, normalize_url
+from models.engine import REQUEST_BUSY_TIMEOUT_MS, normalize_url
 from models.search import SQLITE_INSTANCES_DDL
 
 from .sql import Dialect, Sql
@@ -56,8 +56,17 @@ class ReadPool:
         self.use_facts = True  # False: every filter in SQL (tests compare the two)
 
     @staticmethod
-    async def open(url: str | URL, size: int | None = None, *, request_timeout: float | None = None) -> ReadPool:
+    async def open(
+        url: str | URL,
+        size: int | None = None,
+        *,
+        busy_timeout_ms: int = REQUEST_BUSY_TIMEOUT_MS,
+        request_timeout: float | None = None,
+    ) -> ReadPool:
         """A pool of ``size`` connections at most (default: ``default_size(url)``).
+
+        On SQLite a read waits ``busy_timeout_ms`` at most for a lock another program holds
+        (below the request time limit), then fails with ``SQLITE_BUSY``: DATABASE_BUSY.
 
         On PostgreSQL the server ends a read statement that runs ``STATEMENT_TIMEOUT_MARGIN``
         longer than ``request_timeout`` (seconds), so that a request given up on never leaves a
@@ -66,7 +75,7 @@ class ReadPool:
         parsed = normalize_url(url)
         size = size or ReadPool.default_size(parsed)
         if parsed.get_backend_name() == "sqlite":
-            return await SqliteReadPool.create(parsed.database or "", size)
+            return await SqliteReadPool.create(parsed.database or "", size, busy_timeout_ms)
         return await PostgresReadPool.create(parsed, size, request_timeout)
 
     @staticmethod
@@ -185,10 +194,11 @@ STATEMENT_TIMEOUT_MARGIN = 1.0
 class SqliteReadPool(ReadPool):
     dialect: Dialect = "sqlite"
 
-    def __init__(self, path: str, size: int) -> None:
+    def __init__(self, path: str, size: int, busy_timeout_ms: int = REQUEST_BUSY_TIMEOUT_MS) -> None:
         super().__init__()
         self.path = path
         self.size = size
+        self.busy_timeout_ms = busy_timeout_ms
         self._idle: asyncio.LifoQueue[_SqliteConnection] = asyncio.LifoQueue()
         self._waiting: set[_SqliteConnection] = set()  # what _idle holds, to look at
         self._all: list[_SqliteConnection] = []
@@ -196,16 +206,16 @@ class SqliteReadPool(ReadPool):
         self._trace: StatementHook | None = None
 
     @classmethod
-    async def create(cls, path: str, size: int) -> SqliteReadPool:
+    async def create(cls, path: str, size: int, busy_timeout_ms: int = REQUEST_BUSY_TIMEOUT_MS) -> SqliteReadPool:
         if not path or path == ":memory:":
             raise ValueError("use a SQLite file: an in-memory database is not shared between connections")
-        return cls(str(Path(path)), size)
+        return cls(str(Path(path)), size, busy_timeout_ms)
 
     async def _connect(self) -> _SqliteConnection:
         conn = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = aiosqlite.Row
         for pragma in (
-            f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            f"PRAGMA busy_timeout={self.busy_timeout_ms}",
             "PRAGMA cache_size=-65536",  # 64 MiB of page cache per connection
             "PRAGMA mmap_size=268435456",
             "PRAGMA temp_store=MEMORY",  # (changing it drops temp tables: before the one below)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import weakref
+from collections.abc import Awaitable
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, make_url
@@ -13,6 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 # SQLite waits this long for another writer before giving up; one writer at a
 # time is a property of SQLite, not an error to show users.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# What the server's connections wait for a lock another program holds, at most: well below the request
+# time limit (10 s), so that a request gets DATABASE_BUSY in time rather than TIMEOUT; a writer of this
+# process waits for the others of this process in order (graph.context.Writer), not here.
+REQUEST_BUSY_TIMEOUT_MS = 5_000
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -32,14 +40,22 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(url: str | URL, *, foreign_keys: bool = True, **kwargs: Any) -> AsyncEngine:
+def create_engine(
+    url: str | URL, *, foreign_keys: bool = True, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, **kwargs: Any
+) -> AsyncEngine:
     """An async engine; SQLite runs in WAL mode with foreign keys on (unless told) and a busy timeout."""
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise ValueError("use a SQLite file: an in-memory database is not shared between connections")
-        engine = create_async_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_on_connect if foreign_keys else _sqlite_without_keys)
+        engine = create_async_engine(
+            parsed,
+            connect_args={"timeout": busy_timeout_ms / 1000, "async_creator_fn": _aiosqlite_connect},
+            **kwargs,
+        )
+        on_connect = functools.partial(_sqlite_on_connect, foreign_keys=foreign_keys, busy_timeout_ms=busy_timeout_ms)
+        _ON_CONNECT[engine.sync_engine] = on_connect
+        event.listen(engine.sync_engine, "connect", on_connect)
         # pysqlite's own transaction handling is replaced by explicit BEGIN so that
         # SAVEPOINTs and "BEGIN IMMEDIATE" behave (SQLAlchemy docs, "Serializable isolation").
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
@@ -53,6 +69,8 @@ def create_engine(url: str | URL, *, foreign_keys: bool = True, **kwargs: Any) -
 
 
 _SYNC_TWINS: weakref.WeakKeyDictionary[AsyncEngine, Engine] = weakref.WeakKeyDictionary()
+# Each SQLite engine's connect listener (its foreign keys and busy timeout), for its twin.
+_ON_CONNECT: weakref.WeakKeyDictionary[Engine, functools.partial[None]] = weakref.WeakKeyDictionary()
 
 
 def sync_twin(engine: AsyncEngine) -> Engine:
@@ -68,29 +86,43 @@ def sync_twin(engine: AsyncEngine) -> Engine:
         if not is_sqlite(engine):
             raise ValueError("only SQLite stores have a synchronous twin")
         url = engine.url.set(drivername="sqlite+pysqlite")
-        twin = create_sync_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
-        )
-        foreign_keys = event.contains(engine.sync_engine, "connect", _sqlite_on_connect)
-        event.listen(twin, "connect", _sqlite_on_connect if foreign_keys else _sqlite_without_keys)
+        on_connect = _ON_CONNECT[engine.sync_engine]
+        busy_timeout_ms = on_connect.keywords["busy_timeout_ms"]
+        twin = create_sync_engine(url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False})
+        event.listen(twin, "connect", on_connect)
         event.listen(twin, "begin", _sqlite_on_begin)
         event.listen(engine.sync_engine, "engine_disposed", lambda _: twin.dispose())
         _SYNC_TWINS[engine] = twin
     return twin
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any, foreign_keys: bool = True) -> None:
+def _aiosqlite_connect(*args: Any, **kwargs: Any) -> Awaitable[aiosqlite.Connection]:
+    connection = aiosqlite.connect(*args, **kwargs)
+    connection._thread.daemon = True  # as SQLAlchemy's dialect does: a thread left running never holds up exit
+    return _connected(connection)
+
+
+async def _connected(connection: aiosqlite.Connection) -> aiosqlite.Connection:
+    try:
+        return await connection
+    except BaseException:
+        # A file that cannot be opened: aiosqlite stops its thread without waiting, and the thread then
+        # reports to the event loop. Wait for it while the loop runs (a command's loop ends right after,
+        # and a report to a closed loop prints a traceback).
+        await asyncio.to_thread(connection._thread.join, 5)
+        raise
+
+
+def _sqlite_on_connect(
+    dbapi_connection: Any, _record: Any, foreign_keys: bool = True, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def _sqlite_without_keys(dbapi_connection: Any, record: Any) -> None:
-    _sqlite_on_connect(dbapi_connection, record, foreign_keys=False)
 
 
 def _sqlite_on_begin(conn: Any) -> None:

@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from graph.schema import schema
-from models.trouble import diagnose
+from models.trouble import diagnose, sqlite_write_trouble
 
 from .graphiql import STATIC_DIR, graphiql_html, load_examples
 from .graphql_http import graphql_endpoint, trouble_response
@@ -39,12 +39,22 @@ async def healthz(request: Request) -> Response:
     cache: dict[str, str] = {}
     if services.redis is not None:
         cache["cache"] = "ok" if services.redis.up else "down"
+    engine = request.app.state.engine
+    sqlite = engine.dialect.name == "sqlite"
     try:
-        async with request.app.state.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception:
-        log.exception("health check: the database does not answer")
+        async with engine.connect() as conn:
+            # On SQLite, "SELECT 1" would not read the file: the schema's page is read instead.
+            await conn.execute(text("SELECT count(*) FROM sqlite_master" if sqlite else "SELECT 1"))
+    except Exception as exc:
+        trouble = diagnose(exc)
+        if trouble is None:
+            log.exception("health check: the database does not answer")
+        else:
+            log.warning("health check: %s (%s)", trouble.message, exc.__class__.__name__)
         return JSONResponse({"status": "error", "database": "unavailable", **cache}, status_code=503)
+    writes = sqlite_write_trouble(engine.url.database or "") if sqlite else None
+    if writes is not None:  # readers are served; writes answer 503 with this code
+        return JSONResponse({"status": "degraded", "database": "ok", "writes": writes.code, **cache})
     return JSONResponse({"status": "ok", "database": "ok", **cache})
 
 

@@ -15,6 +15,7 @@ from graph.executor import Executor
 from graph.limits import Limits
 from graph.schema import DOCUMENT_CACHE_SIZE, Schema, build_schema
 from loaders import ReadPool
+from models.engine import REQUEST_BUSY_TIMEOUT_MS
 
 from . import collector
 from .caching import MemoryCache, RedisCache, RedisLink, ResponseCache
@@ -52,10 +53,16 @@ class Services:
             max_nodes=settings.max_nodes,
         )
         schema = build_schema(limits)
-        engine = models.create_engine(settings.database_url)
+        # SQLite: a lock another program holds is waited for within half the request time limit at
+        # most, so that a request answers DATABASE_BUSY rather than TIMEOUT.
+        busy_timeout_ms = min(REQUEST_BUSY_TIMEOUT_MS, int(settings.request_timeout * 500))
+        engine = models.create_engine(settings.database_url, busy_timeout_ms=busy_timeout_ms)
         await models.create_all(engine)
         pool = await ReadPool.open(
-            settings.database_url, settings.read_pool_size, request_timeout=settings.request_timeout
+            settings.database_url,
+            settings.read_pool_size,
+            busy_timeout_ms=busy_timeout_ms,
+            request_timeout=settings.request_timeout,
         )
         # Filters and facets read the fact index (loaders.facts): loaded before serving, so that
         # no request waits for it (about a second at 100,000 posts).
