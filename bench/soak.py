@@ -309,6 +309,7 @@ class Tracked:
     content_hash: str
     writes: int = 0
     uncertain: bool = False  # after a write that failed: read again before the next one; not checked if last
+    attempted: tuple[str, str, str] | None = None  # (kind, title, status) the failed write would have left
 
 
 @dataclass(slots=True)
@@ -371,6 +372,9 @@ class Traffic:
         self.errors_seen: list[dict[str, Any]] = []
         self.write_counts: Counter[str] = Counter()  # kind -> saved
         self.write_failures: Counter[str] = Counter()
+        # Writes answered with an error that the store holds all the same (found when the post is read again).
+        self.failed_but_written: Counter[str] = Counter()
+        self.failed_imports: list[Imported] = []
         self.in_flight = 0
 
     # -- choosing
@@ -461,10 +465,11 @@ class Traffic:
 
     async def _write_on(self, conn: Connection, kind: str, post: Tracked | None, scheduled: float) -> None:
         if post is not None and post.uncertain:
-            await self._refresh(conn, post)
-        text = ""
+            await self.refresh(conn, post)
+        text = reference = ""
         if kind == "importDocument":
-            text = render(next(iter(synthesize(1, IMPORT_SEED, start=next(self.import_numbers)))))
+            document = next(iter(synthesize(1, IMPORT_SEED, start=next(self.import_numbers))))
+            text, reference = render(document), document.reference
             variables: dict[str, Any] = {"text": text}
         elif kind == "updatePost":
             assert post is not None
@@ -495,6 +500,11 @@ class Traffic:
         problem = self._saved(kind, answer, post, variables, text)
         if problem and post is not None:
             post.uncertain = True  # an error may come after the write was committed
+            title = variables["input"]["title"] if kind == "updatePost" else post.title
+            status = {"setStatus": variables.get("status"), "markReviewed": "reviewed"}.get(kind, post.status)
+            post.attempted = (kind, title, str(status))
+        elif problem:
+            self.failed_imports.append(Imported(reference, text, ""))
         if problem:
             window.write_errors += 1
             self.write_failures[kind] += 1
@@ -502,15 +512,20 @@ class Traffic:
         else:
             self.write_counts[kind] += 1
 
-    async def _refresh(self, conn: Connection, post: Tracked) -> None:
+    async def refresh(self, conn: Connection, post: Tracked) -> None:
         """What the store holds of a post after a write that failed (it may have been written or not)."""
         request = post_request(self.port, {"query": READ_BACK, "variables": {"reference": post.reference}}, self.token)
         answer = await asyncio.wait_for(conn.exchange(request), TIMEOUT_S)
         found = (orjson.loads(answer.body).get("data") or {}).get("post") if answer.status == 200 else None
         if found is not None:
+            if post.attempted is not None and post.attempted[1:] == (
+                found["title"],
+                found["meta"]["revision"]["status"],
+            ):
+                self.failed_but_written[post.attempted[0]] += 1
             post.title, post.status = found["title"], found["meta"]["revision"]["status"]
             post.content_hash = found["contentHash"]
-            post.uncertain = False
+            post.uncertain, post.attempted = False, None
 
     def _saved(self, kind: str, answer: Answer, post: Tracked | None, variables: dict[str, Any], text: str) -> str:
         """Record a saved write; or what was wrong with the answer ("" when it was saved)."""
@@ -893,7 +908,19 @@ def cli_export(url: str, reference: str) -> bytes:
 
 
 async def read_back_all(traffic: Traffic) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Every edited post and import by reference: as the store holds it, and as readers get it."""
+    """Every edited post and import by reference: as the store holds it, and as readers get it.
+
+    Posts whose last write failed are read first (was it written all the same?), and so are
+    the documents whose import failed.
+    """
+    async with traffic.pool.connection() as conn:
+        for post in traffic.tracked:
+            if post.uncertain:
+                await traffic.refresh(conn, post)
+    failed = [i.reference for i in traffic.failed_imports]
+    for found in (await _read_back(traffic, failed, traffic.token)).values():
+        if found is not None:
+            traffic.failed_but_written["importDocument"] += 1
     edited = [t.reference for t in traffic.tracked if t.writes and not t.uncertain]
     references = edited + [i.reference for i in traffic.imports]
     return await _read_back(traffic, references, traffic.token), await _read_back(traffic, references, None)
@@ -1097,7 +1124,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     resources.set_ylim(bottom=0)
     resources.grid(True, alpha=0.3)
     resources.legend(loc="lower right", fontsize="small")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.98))
     figure.savefig(path, dpi=100)
     plt.close(figure)
 
@@ -1155,7 +1182,9 @@ def summary(result: dict[str, Any]) -> str:
         f"max {_fmt(soak['all']['max_ms'])} ms; cache hit ratio {soak['hit_ratio']}",
         f"writes saved: {result['writes']['saved']} ("
         + ", ".join(f"{k} {v}" for k, v in result["writes"]["by_kind"].items())
-        + f"); failed {result['writes']['failed']}",
+        + f"); failed {result['writes']['failed']} (of which in the store all the same: "
+        + (", ".join(f"{k} {v}" for k, v in result["writes"]["failed_but_in_the_store"].items()) or "none")
+        + ")",
         f"load generator: {g['cpu_seconds']:.1f} s CPU ({g['cpu_percent_of_one_core']:.1f}% of one core); "
         f"server {g['server_cpu_percent_of_one_core']:.1f}% of one core",
         f"verdict ({verdict['windows']}): {'PASSED' if verdict['passed'] else 'FAILED'}",
@@ -1377,6 +1406,7 @@ def main(argv: list[str] | None = None) -> int:
         "failed": sum(traffic.write_failures.values()),
         "by_kind": dict(traffic.write_counts),
         "failed_by_kind": dict(traffic.write_failures),
+        "failed_but_in_the_store": dict(traffic.failed_but_written),
     }
     result["verification"] = verification
     first, last = samples[0], samples[-1]
