@@ -16,9 +16,11 @@ Method
    all of them, so the cache both hits and misses (and evicts, past its size). One
    read in ten is sent with ``If-None-Match`` of an ETag seen before (304 is a success).
 3. **Peak.** The API under uvicorn (``bench/load.py``: one worker, no access log, a
-   free port) answers a closed loop of the read mix (8 connections, each sending its
-   next request when its answer is in) for ``--peak-seconds``: its requests per second
-   are the saturation figure.
+   free port) answers two closed loops (8 connections, each sending its next request
+   when its answer is in) for ``--peak-seconds`` each: the reads alone, then the soak's
+   95/5 mix. Both are recorded; the soak's rate is a share of the mix's (``--peak-of
+   reads`` for the reads'): each write purges every cached list and costs far more than
+   a read, so the reads' peak is several times what the mixed traffic sustains.
 4. **Soak.** An open loop at ``--load`` (default 0.7) of that peak, or ``--rate``:
    request ``i`` is scheduled at ``start + i / rate`` whatever the answers do, sent on
    the first free connection of 32 kept open, and its latency counts from the moment it
@@ -28,7 +30,9 @@ Method
    read by slug (a new title is a new slug), never two writes to one post at a time; and
    ``importDocument`` of a freshly synthesized document (seed 4242, a new source id
    each). Each write that answers ``PostSaved`` (or a receipt that created the post) is
-   recorded with what it should have left in the store.
+   recorded with what it should have left in the store; a post whose write failed is
+   read again before its next write (and whether the failed write is in the store all
+   the same is counted).
 5. **Samples.** At the start and every ``--sample-seconds`` (60; a tenth of the run for
    runs shorter than ten minutes): the interval's requests, errors (any status but 200
    and 304, a GraphQL ``errors`` entry, a write not saved, a timeout), p50/p99/max
