@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import json
 import logging
@@ -42,15 +43,17 @@ import multiprocessing
 import os
 import pickle
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import numpy as np
 from scipy import sparse
 from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models import Entity, Post, PostEntity, PostStack, PostTool, SimilarPost, StackTerm, Tool, table
@@ -701,12 +704,14 @@ def _index_for(conn: Connection, post_ids: list[int], posts: int) -> TermIndex:
     return load_index(conn, around=post_ids) if len(post_ids) <= PARTIAL_READ_SHARE * posts else load_index(conn)
 
 
-def _plan(conn: Connection) -> tuple[TermIndex, list[int]]:
-    """Mark neighbours of changed posts and return the posts to recompute, by id, with an index for them."""
+def _plan(conn: Connection) -> tuple[TermIndex, list[int], bool]:
+    """Mark neighbours of changed posts and return the posts to recompute, by id, with an index for
+    them, and whether everything is recomputed."""
     posts = conn.execute(select(func.count()).select_from(post_t)).scalar_one()
     changed = list(conn.execute(select(post_t.c.id).where(post_t.c.similar_state == 2)).scalars())
     index = None
-    if len(changed) > FULL_REFRESH_SHARE * max(posts, 1):
+    everything = len(changed) > FULL_REFRESH_SHARE * max(posts, 1)
+    if everything:
         # Everything is recomputed: marked posts stay marked (rewriting a post row costs),
         # the others are marked too, so that an interrupted refresh is finished by the next one.
         conn.execute(update(post_t).where(post_t.c.similar_state == 0).values(similar_state=1))
@@ -717,7 +722,7 @@ def _plan(conn: Connection) -> tuple[TermIndex, list[int]]:
     todo = list(conn.execute(select(post_t.c.id).where(post_t.c.similar_state > 0).order_by(post_t.c.id)).scalars())
     if index is None or not index.full:
         index = _index_for(conn, todo, posts)
-    return index, todo
+    return index, todo, everything
 
 
 def _lists(index: TermIndex, post_ids: Sequence[int]) -> TopLists:
@@ -745,10 +750,53 @@ def _rows(index: TermIndex, lists: TopLists, first: int, last: int) -> list[tupl
 _COLUMNS = ("post_id", "rank", "similar_id", "score", "reasons")  # in table order, for insert_many
 
 
-def _store(conn: Connection, post_ids: Sequence[int], rows: list[tuple[int, int, int, float, str]]) -> None:
+# Refreshes of several processes (server workers and instances, imports, concurrent edits) take
+# turns on PostgreSQL: two that planned the same posts would each delete and insert their rows (a
+# duplicate key), two that update overlapping post rows in different orders deadlock, and a plan
+# read while another refresh writes sees half of it. SQLite's write lock already makes them take
+# turns. The key is arbitrary and fixed ("an_sim").
+SIMILAR_LOCK_KEY = 0x616E5F73696D
+PLAN_ATTEMPTS = 5  # a plan whose marks meet a concurrent write's (PostgreSQL) is made again
+
+
+@contextlib.asynccontextmanager
+async def _one_refresh_at_a_time(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Hold the refresh lock for the whole refresh (PostgreSQL): a transaction of its own holds it.
+
+    A transaction-scoped lock, not a session one, so that it works through a pooler in
+    transaction mode; the transaction writes nothing.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    async with engine.connect() as conn, conn.begin():
+        await conn.execute(select(func.pg_advisory_xact_lock(SIMILAR_LOCK_KEY)))
+        yield
+
+
+def _serialization_failure(exc: BaseException) -> bool:
+    """PostgreSQL's "could not serialize access" (SQLSTATE 40001), raised through SQLAlchemy."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if getattr(seen, "sqlstate", None) == "40001" or isinstance(seen, asyncpg.SerializationError):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
+def _store(
+    conn: Connection, post_ids: Sequence[int], rows: list[tuple[int, int, int, float, str]], everything: bool
+) -> None:
+    """Write these posts' similar posts and clear their marks.
+
+    Only the marks the plan set (1) are cleared: a post a write changed since (2) keeps its mark
+    for that write's refresh. A refresh of everything left the changed posts' marks at 2 (a
+    first import's: rewriting every post row costs) and clears them all.
+    """
+    planned = post_t.c.similar_state > 0 if everything else post_t.c.similar_state == 1
     for part in chunks(list(post_ids)):
         conn.execute(delete(similar_t).where(similar_t.c.post_id.in_(part)))
-        conn.execute(update(post_t).where(post_t.c.id.in_(part)).values(similar_state=0))
+        conn.execute(update(post_t).where(post_t.c.id.in_(part), planned).values(similar_state=0))
     insert_many(conn, similar_t, _COLUMNS, rows)
     # These posts' pages show new similar posts: cached copies must go.
     purge.record(conn, post_ids, lists=False)
@@ -756,21 +804,25 @@ def _store(conn: Connection, post_ids: Sequence[int], rows: list[tuple[int, int,
 
 async def refresh_similar(engine: AsyncEngine) -> int:
     """Recompute similar posts for every post an import or edit touched; returns how many."""
-    pool: ProcessPoolExecutor | None = None
+    pools: list[ProcessPoolExecutor] = []
     try:
-        async with engine.connect() as conn:
-            conn = await conn.execution_options(sqlite_immediate=True)
-            async with conn.begin():
-                pending = await conn.scalar(select(func.count()).where(post_t.c.similar_state > 0))
-                if not pending:
-                    return 0
-                if pending >= PARALLEL_FROM and workers_can_start():
-                    pool = _start_pool()  # its processes start while the plan is made
-                index, todo = await conn.run_sync(_plan)
-        await _recompute(engine, index, todo, pool if len(todo) >= PARALLEL_FROM else None)
+        async with _one_refresh_at_a_time(engine):
+            for attempt in range(1, PLAN_ATTEMPTS + 1):
+                try:
+                    planned = await _plan_in_one_snapshot(engine, pools)
+                    break
+                except DBAPIError as exc:
+                    if not _serialization_failure(exc) or attempt == PLAN_ATTEMPTS:
+                        raise
+                    log.info("similar posts: a write met the plan; planning again")
+            if planned is None:
+                return 0
+            index, todo, everything = planned
+            pool = pools[0] if pools and len(todo) >= PARALLEL_FROM else None
+            await _recompute(engine, index, todo, everything, pool)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        for started in pools:
+            started.shutdown(wait=True, cancel_futures=True)
     if index.computed:
         log.info(
             "similar posts: recomputed %d post(s); top %d provably exact for %.1f%%",
@@ -781,7 +833,29 @@ async def refresh_similar(engine: AsyncEngine) -> int:
     return len(todo)
 
 
-async def _recompute(engine: AsyncEngine, index: TermIndex, todo: list[int], pool: ProcessPoolExecutor | None) -> None:
+async def _plan_in_one_snapshot(
+    engine: AsyncEngine, pools: list[ProcessPoolExecutor]
+) -> tuple[TermIndex, list[int], bool] | None:
+    """The plan, read from one snapshot (SQLite's write transaction; PostgreSQL's REPEATABLE READ,
+    where posts written meanwhile would otherwise show up between two of its statements); None
+    when nothing waits. A large plan starts the worker processes into ``pools`` meanwhile."""
+    async with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn = await conn.execution_options(sqlite_immediate=True)
+        else:
+            conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            pending = await conn.scalar(select(func.count()).where(post_t.c.similar_state > 0))
+            if not pending:
+                return None
+            if not pools and pending >= PARALLEL_FROM and workers_can_start():
+                pools.append(_start_pool())  # its processes start while the plan is made
+            return await conn.run_sync(_plan)
+
+
+async def _recompute(
+    engine: AsyncEngine, index: TermIndex, todo: list[int], everything: bool, pool: ProcessPoolExecutor | None
+) -> None:
     """Compute and store the similar posts of ``todo``, a part at a time.
 
     With a pool, the parts are computed in its processes while this one writes them.
@@ -816,7 +890,7 @@ async def _recompute(engine: AsyncEngine, index: TermIndex, todo: list[int], poo
                     async with conn.begin():
                         if bulk:
                             await conn.run_sync(tune_for_bulk)
-                        await conn.run_sync(_store, chunk, rows)
+                        await conn.run_sync(_store, chunk, rows, everything)
     finally:
         for future in computing:
             future.cancel()

@@ -9,11 +9,13 @@ sibling must not open another connection behind the request's back.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
+from documents.synth import write
 from server.app import create_app
 from server.settings import Settings
 from tests.editing import create_token, headers_for, import_folder, small_corpus
@@ -97,3 +99,65 @@ def test_similar_posts_with_a_null_first_is_the_clients_error(store: tuple[str, 
     else:  # a literal null is refused by validation, before anything runs
         assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED", body
         assert "data" not in body
+
+
+IMPORT = "mutation I($text: String!) { importDocument(text: $text) { __typename } }"
+SET_STATUS = "mutation S($id: ID!, $status: String!) { setStatus(id: $id, status: $status) { __typename } }"
+WRITERS = 24
+EDIT_ROUNDS = 4
+
+
+def test_concurrent_edits_all_answer_saved_and_leave_every_posts_similar_posts_whole(
+    store: tuple[str, str], tmp_path: Path
+) -> None:
+    # Given editors changing two dozen posts at once, again and again, through one server (on PostgreSQL its writes run
+    # concurrently, and each refreshes the similar posts of what it touched after committing).
+    url, token = store
+    app = create_app(Settings(database_url=url, cache=False))
+    folder = tmp_path / "new"
+    write(folder, WRITERS // 2 * EDIT_ROUNDS, seed=99)
+    new_texts = [p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.txt"))]
+
+    async def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        async with app.router.lifespan_context(app):
+            transport = httpx2.ASGITransport(app=app)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://test") as http:
+                listed = await http.post("/graphql", json={"query": "{ posts(first: 24) { edges { node { id } } } }"})
+                ids = [e["node"]["id"] for e in listed.json()["data"]["posts"]["edges"]]
+
+                async def edit(n: int) -> dict[str, Any]:
+                    variables = {"id": ids[n], "status": f"edited-{n % 3}"}
+                    response = await http.post(
+                        "/graphql", json={"query": SET_STATUS, "variables": variables}, headers=headers_for(token)
+                    )
+                    assert response.status_code == 200, response.text
+                    body: dict[str, Any] = response.json()
+                    return body
+
+                async def import_one(text: str) -> dict[str, Any]:
+                    response = await http.post(
+                        "/graphql", json={"query": IMPORT, "variables": {"text": text}}, headers=headers_for(token)
+                    )
+                    assert response.status_code == 200, response.text
+                    body: dict[str, Any] = response.json()
+                    return body
+
+                answers: list[dict[str, Any]] = []
+                for round_ in range(EDIT_ROUNDS):
+                    # New posts mark their neighbours for refreshing: refreshes overlap.
+                    texts = new_texts[round_ * WRITERS // 2 : (round_ + 1) * WRITERS // 2]
+                    answers += await asyncio.gather(
+                        *(edit(n) for n in range(WRITERS // 2)), *(import_one(t) for t in texts)
+                    )
+                similar = "{ posts(first: 24) { edges { node { similarPosts(first: 10) { post { id } } } } } }"
+                after = await http.post("/graphql", json={"query": similar}, headers=headers_for(token))
+                return answers, after.json()["data"]["posts"]["edges"]
+
+    answers, edges = asyncio.run(run())
+    # Then every edit says it was saved: none fails after committing.
+    assert [a.get("errors") for a in answers] == [None] * (WRITERS * EDIT_ROUNDS), answers
+    assert {next(iter(a["data"].values()))["__typename"] for a in answers} == {"PostSaved", "ImportReceipt"}
+    # And every post still has its similar posts, each once.
+    for edge in edges:
+        shown = [s["post"]["id"] for s in edge["node"]["similarPosts"]]
+        assert shown and len(shown) == len(set(shown)), edge
