@@ -9,7 +9,9 @@ any depth of ``__cause__``/``__context__``) and says which trouble it is, or
 None for anything else (a bug, to be logged as one).
 
 SQLite errors are told apart by their result code (``sqlite3.Error.sqlite_errorcode``),
-PostgreSQL errors by asyncpg's exception classes and SQLSTATE, never by message text.
+PostgreSQL errors by asyncpg's exception classes and SQLSTATE. Two of asyncpg's client-side
+errors have no class or code of their own (a connection it saw closed, and a session the
+server ended unasked); those alone are told by their text, each with a test.
 """
 
 from __future__ import annotations

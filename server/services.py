@@ -15,7 +15,8 @@ from graph.executor import Executor
 from graph.limits import Limits
 from graph.schema import DOCUMENT_CACHE_SIZE, Schema, build_schema
 from loaders import ReadPool
-from models.engine import REQUEST_BUSY_TIMEOUT_MS
+from models.engine import REQUEST_BUSY_TIMEOUT_MS, is_sqlite
+from store.wal import WalKeeper
 
 from . import collector
 from .caching import MemoryCache, RedisCache, RedisLink, ResponseCache
@@ -43,6 +44,7 @@ class Services:
     persisted: PersistedQueries
     metrics: Metrics
     redis: RedisLink | None = None  # the Redis behind the cache and persisted queries, when configured
+    wal: WalKeeper | None = None  # SQLite: keeps the write-ahead log bounded under steady load
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -99,6 +101,10 @@ class Services:
             )
             await purger.start()
         writer = Writer(engine, pool, listeners=[_poll(purger)] if purger is not None else [])
+        wal: WalKeeper | None = None
+        if is_sqlite(engine):
+            wal = WalKeeper(engine, writer.turn, limit_bytes=settings.wal_max_bytes)
+            await wal.start()
         services = cls(
             settings=settings,
             schema=schema,
@@ -112,11 +118,14 @@ class Services:
             persisted=persisted,
             metrics=metrics,
             redis=redis,
+            wal=wal,
         )
         collector.settle()  # last: everything start-up built is frozen
         return services
 
     async def stop(self) -> None:
+        if self.wal is not None:
+            await self.wal.stop()
         if self.purger is not None:
             await self.purger.stop()
         if self.cache is not None:

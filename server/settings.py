@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     purge_webhook: str | None = Field(default=None, description="URL that receives purged surrogate keys (a CDN)")
     purge_interval: float = Field(default=0.1, description="How often each process reads the purge log, seconds")
 
+    wal_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        description="SQLite: the write-ahead log is checkpointed and emptied once it passes this size (store/wal.py)",
+    )
+
     # Persisted queries (server/persisted.py).
     persisted_only: bool = Field(default=False, description="Run registered operations only")
     persisted_dir: str | None = Field(default=None, description="Folder of registered .graphql operations")
