@@ -8,7 +8,6 @@ of GraphiQL use it.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import ROOT, SEED_DOCUMENT
-from tests.server.test_uvicorn import SHUTDOWN_TIMEOUT, free_port, wait_until_healthy
+from tests.parts.processes import free_port, stop_process
+from tests.server.test_uvicorn import SHUTDOWN_TIMEOUT, wait_until_healthy
 
 
 @contextmanager
@@ -45,12 +45,6 @@ def live_server(folder: Path) -> Iterator[str]:
         assert health.status_code == 200, log.read_text()
         yield base
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=SHUTDOWN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=SHUTDOWN_TIMEOUT)
+        stop_process(server, SHUTDOWN_TIMEOUT)
     text = log.read_text(encoding="utf-8", errors="replace")
     assert "Traceback" not in text, text

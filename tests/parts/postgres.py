@@ -20,7 +20,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,8 @@ from pathlib import Path
 from types import TracebackType
 
 import asyncpg
+
+from tests.parts.processes import free_port
 
 OWNER = "postgres"
 SHARED_PORT = 5432  # the machine's own server: never ours
@@ -53,14 +54,6 @@ def available() -> str | None:
     if not (programs / "initdb").exists() or not shutil.which("runuser"):
         return "no initdb or runuser"
     return None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    assert port != SHARED_PORT
-    return port
 
 
 def _as_owner(*command: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -12,8 +12,6 @@ answers too slowly would. The machine's shared Redis (port 6379) is never touche
 from __future__ import annotations
 
 import contextlib
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,19 +22,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from tests.parts.processes import free_port, stop_process
+
 REDIS_SERVER = "/usr/bin/redis-server"
 REDIS_CLI = "/usr/bin/redis-cli"
 STARTUP_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 SHARED_PORT = 6379
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on (now)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 class RedisServer:
@@ -113,13 +105,7 @@ class RedisServer:
         process, self.process = self.process, None
         if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
+        stop_process(process, STOP_TIMEOUT)
 
     @property
     def running(self) -> bool:

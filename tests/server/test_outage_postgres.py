@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -36,7 +35,8 @@ from server.app import create_app
 from server.settings import Settings
 from tests.conftest import OPERATIONS, ROOT
 from tests.editing import create_token, export_all, import_folder, post_id, revision_rows, small_corpus
-from tests.parts.postgres import PrivatePostgres, available, free_port, make_template
+from tests.parts.postgres import PrivatePostgres, available, make_template
+from tests.parts.processes import free_port, stop_process
 from tests.parts.proxy import Proxy
 from tests.server.test_uvicorn import SHUTDOWN_TIMEOUT, wait_until_healthy
 from tests.store.dump import logical_dump
@@ -332,13 +332,7 @@ def test_uvicorn_serves_again_within_seconds_of_postgres_coming_back(
             for thread in threads:
                 if thread.is_alive():
                     thread.join(30)
-            if server.poll() is None:
-                server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=SHUTDOWN_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_process(server, SHUTDOWN_TIMEOUT)
     for answer in answers:
         check_outage_answer(answer.status, answer.headers, answer.text)
         assert answer.seconds < 5.0, answer

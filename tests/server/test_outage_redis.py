@@ -76,18 +76,6 @@ def store(template: tuple[Path, str], tmp_path: Path) -> tuple[str, str, Trio]:
     return url, token, pick_trio(url)
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    with private_redis(tmp_path / "redis") as server:
-        yield server
-
-
-@pytest.fixture
-def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with private_redis(tmp_path / "redis-aof", persistent=True) as server:
-        yield server
-
-
 @contextlib.contextmanager
 def app_on(url: str, redis: RedisServer, **extra: Any) -> Iterator[tuple[TestClient, Services]]:
     settings = Settings(database_url=url, redis_url=redis.url, redis_prefix=PREFIX, redis_timeout=TIMEOUT, **extra)
@@ -216,17 +204,17 @@ def test_reads_and_writes_go_on_while_redis_is_stopped_and_the_cache_comes_back(
 
 
 def test_a_post_edited_while_redis_was_down_is_never_served_stale_after_it_restarts(
-    store: tuple[str, str, Trio], persistent_redis: RedisServer, tmp_path: Path
+    store: tuple[str, str, Trio], persistent_redis_server: RedisServer, tmp_path: Path
 ) -> None:
     url, token, trio = store
-    with app_on(url, persistent_redis) as (client, services):
+    with app_on(url, persistent_redis_server) as (client, services):
         # Given the pages of A and B cached in a Redis that keeps its data across restarts.
         old_title = title_of(warm(client, lambda: page(client, trio.a)))
         warm(client, lambda: page(client, trio.b))
-        persistent_redis.stop()
+        persistent_redis_server.stop()
         # (The premise: a copy of what it wrote serves A's old page when started.)
         copy = tmp_path / "copy"
-        shutil.copytree(persistent_redis.folder, copy)
+        shutil.copytree(persistent_redis_server.folder, copy)
         with private_redis(copy, persistent=True) as restored:
             assert any(old_title.encode() in body for body in cached_bodies(restored))
 
@@ -235,7 +223,7 @@ def test_a_post_edited_while_redis_was_down_is_never_served_stale_after_it_resta
         update_title(client, token, trio.a, new_title)
         assert title_of(page(client, trio.a)) == new_title
         assert services.redis is not None and not services.redis.up
-        persistent_redis.start()
+        persistent_redis_server.start()
 
         # Then A's page is never the old one: while the app notices, and once Redis is used again.
         def recovered() -> bool:
@@ -246,23 +234,23 @@ def test_a_post_edited_while_redis_was_down_is_never_served_stale_after_it_resta
         assert title_of(warm(client, lambda: page(client, trio.a))) == new_title
         # The restarted Redis had every entry invalidated: B's page, too, is computed again.
         assert cache_of(page(client, trio.b)) == "miss"
-        assert not any(old_title.encode() in body for body in cached_bodies(persistent_redis))
+        assert not any(old_title.encode() in body for body in cached_bodies(persistent_redis_server))
 
 
 @pytest.mark.parametrize("noticed_by", ["a-request", "the-watch"])
 def test_a_redis_restored_from_an_older_dataset_is_invalidated_though_no_call_failed(
-    store: tuple[str, str, Trio], persistent_redis: RedisServer, tmp_path: Path, noticed_by: str
+    store: tuple[str, str, Trio], persistent_redis_server: RedisServer, tmp_path: Path, noticed_by: str
 ) -> None:
     url, token, trio = store
-    with app_on(url, persistent_redis) as (client, services):
+    with app_on(url, persistent_redis_server) as (client, services):
         assert services.redis is not None
         # Given A's page cached, and a backup of Redis taken then (stopped for a consistent copy).
         old_title = title_of(warm(client, lambda: page(client, trio.a)))
-        persistent_redis.stop()
+        persistent_redis_server.stop()
         backup = tmp_path / "backup"
-        shutil.copytree(persistent_redis.folder, backup)
+        shutil.copytree(persistent_redis_server.folder, backup)
         outages = services.redis.outages
-        persistent_redis.start()
+        persistent_redis_server.start()
 
         def restart_noticed() -> bool:
             page(client, trio.a)  # (a request notices the restart, and the cache comes back)
@@ -280,9 +268,9 @@ def test_a_redis_restored_from_an_older_dataset_is_invalidated_though_no_call_fa
             assert any(old_title.encode() in body for body in cached_bodies(restored))
 
         # When Redis is restored from the backup between two requests (no call fails meanwhile).
-        persistent_redis.stop()
-        _copied(backup, persistent_redis.folder)
-        persistent_redis.start()
+        persistent_redis_server.stop()
+        _copied(backup, persistent_redis_server.folder)
+        persistent_redis_server.start()
         if noticed_by == "the-watch":
             # The watch compares Redis's run_id every few seconds, requests or not.
             until(lambda: services.redis is not None and services.redis.outages > outages, 8.0, "the restart noticed")
@@ -294,7 +282,7 @@ def test_a_redis_restored_from_an_older_dataset_is_invalidated_though_no_call_fa
 
         until(recovered, RECOVERY_DEADLINE, "the restart noticed and the cache back")
         assert title_of(warm(client, lambda: page(client, trio.a))) == new_title
-        assert not any(old_title.encode() in body for body in cached_bodies(persistent_redis))
+        assert not any(old_title.encode() in body for body in cached_bodies(persistent_redis_server))
 
 
 def _copied(source: Path, target: Path) -> Path:

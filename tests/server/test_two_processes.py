@@ -24,6 +24,7 @@ from typing import IO
 import httpx2
 
 from tests.conftest import ROOT
+from tests.parts.processes import free_port
 from tests.server.test_caching import (
     PURGE_DEADLINE,
     REDIS_URL,
@@ -37,7 +38,7 @@ from tests.server.test_caching import (
     title_of,
     update_title,
 )
-from tests.server.test_uvicorn import SHUTDOWN_TIMEOUT, free_port, wait_until_healthy
+from tests.server.test_uvicorn import SHUTDOWN_TIMEOUT, wait_until_healthy
 
 
 @contextlib.contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,16 +11,10 @@ import httpx2
 
 from documents import parse, slug_for
 from tests.conftest import OPERATIONS, ROOT, SEED_DOCUMENT
+from tests.parts.processes import free_port
 
 STARTUP_TIMEOUT = 20.0
 SHUTDOWN_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until_healthy(base: str, server: subprocess.Popen[bytes]) -> httpx2.Response:
