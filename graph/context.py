@@ -31,10 +31,20 @@ class WriteReport:
 class Writer:
     """The write side, for mutations: the store's engine, and reads that see what was just committed."""
 
-    def __init__(self, engine: AsyncEngine, pool: ReadPool, listeners: list[WriteListener] | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        pool: ReadPool,
+        listeners: list[WriteListener] | None = None,
+        *,
+        refresh_inline: bool = True,
+    ) -> None:
         self.engine = engine
         self.pool = pool
         self.listeners = listeners or []
+        # False when a background refresher (store.refresher) recomputes similar posts after
+        # writes: the write answers once committed, and the listeners wake the refresher.
+        self.refresh_inline = refresh_inline
         # SQLite takes one writer at a time. Writes of this process wait their turn here, in
         # order, rather than in SQLite's busy handler, which retries after growing sleeps (up
         # to 100 ms each): under a steady stream of edits some waited seconds.
@@ -53,7 +63,7 @@ class Writer:
         from store.edit import run_edit
 
         async with self.turn():
-            result = await run_edit(self.engine, edit_fn, *args, **kwargs)
+            result = await run_edit(self.engine, edit_fn, *args, refresh=self.refresh_inline, **kwargs)
         await self.notify(WriteReport((result.post_id,)))
         return result
 

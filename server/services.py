@@ -16,6 +16,7 @@ from graph.limits import Limits
 from graph.schema import DOCUMENT_CACHE_SIZE, Schema, build_schema
 from loaders import ReadPool
 from models.engine import REQUEST_BUSY_TIMEOUT_MS, is_sqlite
+from store.refresher import SimilarRefresher
 from store.wal import WalKeeper
 
 from . import collector
@@ -45,6 +46,7 @@ class Services:
     metrics: Metrics
     redis: RedisLink | None = None  # the Redis behind the cache and persisted queries, when configured
     wal: WalKeeper | None = None  # SQLite: keeps the write-ahead log bounded under steady load
+    refresher: SimilarRefresher | None = None  # similar posts after writes, off the request path
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -100,7 +102,13 @@ class Services:
                 webhook=settings.purge_webhook,
             )
             await purger.start()
-        writer = Writer(engine, pool, listeners=[_poll(purger)] if purger is not None else [])
+        listeners: list[Any] = [_poll(purger)] if purger is not None else []
+        writer = Writer(engine, pool, listeners=listeners, refresh_inline=False)
+        refresher = SimilarRefresher(
+            settings.database_url, writer.turn if is_sqlite(engine) else None, busy_timeout_ms=busy_timeout_ms
+        )
+        await refresher.start()
+        writer.listeners.append(_wake(refresher))
         wal: WalKeeper | None = None
         if is_sqlite(engine):
             wal = WalKeeper(engine, writer.turn, limit_bytes=settings.wal_max_bytes)
@@ -119,11 +127,14 @@ class Services:
             metrics=metrics,
             redis=redis,
             wal=wal,
+            refresher=refresher,
         )
         collector.settle()  # last: everything start-up built is frozen
         return services
 
     async def stop(self) -> None:
+        if self.refresher is not None:
+            await self.refresher.stop()
         if self.wal is not None:
             await self.wal.stop()
         if self.purger is not None:
@@ -135,6 +146,15 @@ class Services:
         await self.pool.close()
         await self.engine.dispose()
         collector.release()
+
+
+def _wake(refresher: SimilarRefresher) -> Any:
+    """After a write in this process, refresh its similar posts in the background."""
+
+    async def wake(_: Any) -> None:
+        refresher.poke()
+
+    return wake
 
 
 def _poll(purger: Purger | None) -> Any:

@@ -220,8 +220,9 @@ def rollback(conn: Connection, post_id: int, number: int, *, author: str) -> Sav
     )
 
 
-async def run_edit(engine: AsyncEngine, edit: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run one edit in its own write transaction, then refresh similar posts of what it touched.
+async def run_edit(engine: AsyncEngine, edit: Callable[..., T], *args: Any, refresh: bool = True, **kwargs: Any) -> T:
+    """Run one edit in its own write transaction, then refresh similar posts of what it touched
+    (unless ``refresh`` is False: a server's ``store.refresher`` does it in the background).
 
     On SQLite the transaction runs in a worker thread on the store's synchronous twin
     (``models.engine.sync_twin``): the same statements without a thread hop for each.
@@ -233,6 +234,8 @@ async def run_edit(engine: AsyncEngine, edit: Callable[..., T], *args: Any, **kw
             conn = await conn.execution_options(sqlite_immediate=True)
             async with conn.begin():
                 return_value = await conn.run_sync(lambda sync: edit(sync, *args, **kwargs))
+    if not refresh:
+        return return_value
     # The edit is committed: its answer must say so whatever happens next. A refresh that fails
     # (the database gone a moment later) leaves its posts marked, and the next refresh, after any
     # write or import, completes it.

@@ -219,19 +219,38 @@ def fingerprint(url: str) -> dict[str, Any]:
     return result
 
 
-class Unchanged:
-    """Checks that the store is as it was: after each attempt (its fingerprint), and at the end (every row)."""
+def settle(client: TestClient) -> None:
+    """Wait until the served app's background refresh of similar posts has caught up with its writes."""
+    services = client.app.state.services  # type: ignore[attr-defined]
+    assert client.portal is not None, "the client is not started (use it in a with block)"
+    client.portal.call(services.refresher.settled)
 
-    def __init__(self, url: str, every_row: bool = True) -> None:
+
+class Unchanged:
+    """Checks that the store is as it was: after each attempt (its fingerprint), and at the end (every row).
+
+    With ``client``, the served app's background refresh of similar posts (after earlier writes)
+    is waited for first, each time: its writes are not the attempt's.
+    """
+
+    def __init__(self, url: str, every_row: bool = True, client: TestClient | None = None) -> None:
         self.url = url
+        self.client = client
+        self._settle()
         self.fingerprint = fingerprint(url)
         self.snapshot = snapshot(url) if every_row else None
 
+    def _settle(self) -> None:
+        if self.client is not None:
+            settle(self.client)
+
     def check(self, what: str) -> None:
+        self._settle()
         assert fingerprint(self.url) == self.fingerprint, f"{what} wrote something"
 
     def check_every_row(self) -> None:
         assert self.snapshot is not None
+        self._settle()
         assert snapshot(self.url) == self.snapshot
 
 

@@ -128,7 +128,10 @@ class Mutation:
         writer = _writer(info)
         async with writer.turn():
             receipt = await import_sources(
-                writer.engine, [text_source(f"importDocument by {viewer.name}", text)], author=viewer.name
+                writer.engine,
+                [text_source(f"importDocument by {viewer.name}", text)],
+                author=viewer.name,
+                refresh=writer.refresh_inline,
             )
         post_id = await writer.post_id(document.source_id)
         # This process's cache is purged before the answer, like after any other mutation.

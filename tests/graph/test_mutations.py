@@ -57,6 +57,7 @@ from tests.editing import (
     revision_rows,
     saved,
     serve,
+    settle,
     sha256,
     snapshot,
 )
@@ -150,7 +151,7 @@ def test_the_module_tries_every_mutation_of_the_schema(store: Store, posts: Post
 
 
 def test_every_mutation_as_a_reader_is_unauthenticated_and_writes_nothing(store: Store, posts: Posts) -> None:
-    unchanged = Unchanged(store.url)
+    unchanged = Unchanged(store.url, client=store.client)
     for name, (query, variables) in posts.calls(store.url).items():
         body = graphql(store.client, query, variables)
         assert body["data"] is None, name
@@ -161,7 +162,7 @@ def test_every_mutation_as_a_reader_is_unauthenticated_and_writes_nothing(store:
 
 
 def test_every_mutation_with_a_revoked_token_is_401_and_writes_nothing(store: Store, posts: Posts) -> None:
-    unchanged = Unchanged(store.url)
+    unchanged = Unchanged(store.url, client=store.client)
     for name, (query, variables) in posts.calls(store.url).items():
         response = post_graphql(store.client, query, variables, store.revoked)
         assert response.status_code == 401, (name, response.text)
@@ -172,7 +173,7 @@ def test_every_mutation_with_a_revoked_token_is_401_and_writes_nothing(store: St
 
 
 def test_every_mutation_over_get_is_405_with_allow_post_and_writes_nothing(store: Store, posts: Posts) -> None:
-    unchanged = Unchanged(store.url)
+    unchanged = Unchanged(store.url, client=store.client)
     for name, (query, variables) in posts.calls(store.url).items():
         response = store.client.get(
             "/graphql",
@@ -319,12 +320,14 @@ def test_import_document_creates_the_post_then_changes_nothing(store: Store, pos
     assert first["post"]["slug"] == slug_for(posts.to_import)
     assert first["post"]["contentHash"] == sha256(text.encode())
     assert cli_export(store.url, posts.to_import.meta.reference) == text.encode()
+    settle(store.client)  # the new post's similar posts, refreshed in the background
     before = snapshot(store.url)
 
     again = graphql(store.client, IMPORT_DOCUMENT, {"text": text}, store.editor)["data"]["result"]
     assert (again["created"], again["updated"], again["unchanged"], again["rejected"]) == (0, 0, 1, [])
     assert again["post"]["slug"] == slug_for(posts.to_import)
     # Nothing changed but the receipts editors keep of each import.
+    settle(store.client)
     after = snapshot(store.url)
     assert after.pop("receipts") == before.pop("receipts") + 1
     assert after == before
@@ -356,7 +359,7 @@ def test_update_with_a_stale_hash_is_a_conflict_with_the_current_hash(store: Sto
     first = {"id": live, "input": {"title": "first edit"}, "expectedHash": stale}
     saved(graphql(store.client, UPDATE_POST, first, store.editor))
     exported = cli_export(store.url, reference)
-    unchanged = Unchanged(store.url)
+    unchanged = Unchanged(store.url, client=store.client)
     # When an edit is sent with it.
     second = {"id": live, "input": {"title": "second edit"}, "expectedHash": stale}
     result = graphql(store.client, UPDATE_POST, second, store.admin)["data"]["result"]

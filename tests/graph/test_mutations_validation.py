@@ -172,7 +172,7 @@ def _patch(post: dict[str, Any], part: tuple[str, ...]) -> dict[str, Any]:
 @pytest.mark.parametrize("case", list(INVALID))
 def test_invalid_input_is_a_validation_error_naming_the_field(store: Store, case: str, mutation: str) -> None:
     part, change, path, code = INVALID[case]
-    unchanged = Unchanged(store.url, every_row=False)
+    unchanged = Unchanged(store.url, every_row=False, client=store.client)
     post = post_input(NEVER_STORED if mutation == "createPost" else SEED)
     change(post)
     if mutation == "createPost":
@@ -192,7 +192,7 @@ def test_invalid_input_is_a_validation_error_naming_the_field(store: Store, case
 def test_an_impossible_date_is_a_variable_error_and_writes_nothing(store: Store, mutation: str) -> None:
     post = post_input(NEVER_STORED if mutation == "createPost" else SEED)
     post["meta"]["revision"]["lastReviewed"] = "2026-02-30"
-    unchanged = Unchanged(store.url, every_row=False)
+    unchanged = Unchanged(store.url, every_row=False, client=store.client)
     if mutation == "createPost":
         body = graphql(store.client, CREATE_POST, {"input": post}, store.editor)
     else:
@@ -222,7 +222,7 @@ def test_create_post_with_a_taken_source_id_or_reference_is_a_conflict(store: St
     same_source = post_input(SEED)
     same_reference = post_input(NEVER_STORED)
     same_reference["meta"]["reference"] = SEED_REFERENCE
-    unchanged = Unchanged(store.url, every_row=False)
+    unchanged = Unchanged(store.url, every_row=False, client=store.client)
     for post, named in ((same_source, SEED.source_id), (same_reference, SEED_REFERENCE)):
         body = graphql(store.client, CREATE_POST, {"input": post}, store.editor)
         result = body["data"]["result"]
@@ -236,7 +236,7 @@ def test_import_document_of_malformed_text_is_a_parse_error_naming_the_line(stor
     text = SEED_BYTES.decode("utf-8")
     line = text.split("\n").index("reading time5") + 1
     broken = text.replace("\nreading time5\n", "\nreading timefive\n")
-    unchanged = Unchanged(store.url, every_row=False)
+    unchanged = Unchanged(store.url, every_row=False, client=store.client)
     body = graphql(store.client, IMPORT_DOCUMENT, {"text": broken}, store.editor)
     result = body["data"]["result"]
     assert result["__typename"] == "ValidationError", result
@@ -248,7 +248,7 @@ def test_import_document_of_malformed_text_is_a_parse_error_naming_the_line(stor
 
 
 def test_update_of_an_unknown_post_is_not_found(store: Store) -> None:
-    unchanged = Unchanged(store.url, every_row=False)
+    unchanged = Unchanged(store.url, every_row=False, client=store.client)
     variables = {"id": encode_id("Post", "no-such-post"), "input": {"title": "x"}, "expectedHash": "0" * 64}
     result = graphql(store.client, UPDATE_POST, variables, store.editor)["data"]["result"]
     assert result["__typename"] == "NotFound", result

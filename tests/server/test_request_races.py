@@ -111,7 +111,7 @@ def test_concurrent_edits_all_answer_saved_and_leave_every_posts_similar_posts_w
     store: tuple[str, str], tmp_path: Path
 ) -> None:
     # Given editors changing two dozen posts at once, again and again, through one server (on PostgreSQL its writes run
-    # concurrently, and each refreshes the similar posts of what it touched after committing).
+    # concurrently, and a refresh of the similar posts of what they touched follows them in the background).
     url, token = store
     app = create_app(Settings(database_url=url, cache=False))
     folder = tmp_path / "new"
@@ -149,6 +149,8 @@ def test_concurrent_edits_all_answer_saved_and_leave_every_posts_similar_posts_w
                     answers += await asyncio.gather(
                         *(edit(n) for n in range(WRITERS // 2)), *(import_one(t) for t in texts)
                     )
+                # (Similar posts are refreshed in the background: new posts have theirs once it settles.)
+                await asyncio.wait_for(app.state.services.refresher.settled(), 30)
                 similar = "{ posts(first: 24) { edges { node { similarPosts(first: 10) { post { id } } } } } }"
                 after = await http.post("/graphql", json={"query": similar}, headers=headers_for(token))
                 return answers, after.json()["data"]["posts"]["edges"]
