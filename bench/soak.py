@@ -28,11 +28,12 @@ Method
    writes with the editor token: ``updatePost`` (a new title, with the ``expectedHash``
    the previous write answered), ``setStatus``, ``markReviewed`` on a pool of posts not
    read by slug (a new title is a new slug), never two writes to one post at a time; and
-   ``importDocument`` of a freshly synthesized document (seed 4242, a new source id
-   each). Each write that answers ``PostSaved`` (or a receipt that created the post) is
-   recorded with what it should have left in the store; a post whose write failed is
-   read again before its next write (and whether the failed write is in the store all
-   the same is counted).
+   ``importDocument``: one in ten (``NEW_IMPORT_SHARE``) a freshly synthesized document
+   (seed 4242, a new source id each), the others one of those imported again with a new
+   title (an update), so that the store stays near its size. Each write that answers
+   ``PostSaved`` (or a receipt that created or updated the post) is recorded with what it
+   should have left in the store; a post whose write failed is read again before its next
+   write (and whether the failed write is in the store all the same is counted).
 5. **Samples.** At the start and every ``--sample-seconds`` (60; a tenth of the run for
    runs shorter than ten minutes): the interval's requests, errors (any status but 200
    and 304, a GraphQL ``errors`` entry, a write not saved, a timeout), p50/p99/max
@@ -64,7 +65,7 @@ Caveats
   CPU time is reported beside the server's.
 - A write purges ``lists`` from the cache: listings, searches and facets miss after each
   write, which is what the hit ratio mostly measures.
-- Imports grow the store during the run (a few percent an hour at 5% writes), and the
+- New posts grow the store a little during the run (about 1% in half an hour), and the
   fact index and search caches with it.
 """
 
@@ -73,6 +74,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import itertools
@@ -122,6 +124,10 @@ READ_MIX = {
 }
 WRITE_MIX = {"updatePost": 3, "setStatus": 3, "markReviewed": 2, "importDocument": 2}
 WRITE_SHARE = 0.05
+# Of the imports, new documents; the others import an earlier one again, revised (a new title).
+# A site's store grows by a few hundred posts a day; at this traffic, every import a new post
+# would grow it by a tenth in half an hour, and a soak would measure a bigger store, not time.
+NEW_IMPORT_SHARE = 0.1
 HOT_BODIES = 200  # each operation's popular bodies
 HOT_SHARE = 0.7  # of its requests
 REVALIDATE_SHARE = 0.1  # reads sent with If-None-Match of an ETag seen before
@@ -321,6 +327,9 @@ class Imported:
     reference: str
     text: str
     content_hash: str
+    number: int = 0  # its place in the import seed's sequence: the same document, revised
+    revisions: int = 0  # times imported again, revised
+    uncertain: bool = False  # a revision answered with an error: written or not, unknown
 
 
 @dataclass(slots=True)
@@ -367,6 +376,7 @@ class Traffic:
         self.tracked = tracked
         self.idle: deque[Tracked] = deque(tracked)  # posts with no write in flight
         self.imports: list[Imported] = []
+        self.imported_idle: deque[int] = deque()  # indexes in imports with no import in flight
         self.import_numbers = itertools.count(1)
         self.operations = list(READ_MIX)
         self.weights = list(itertools.accumulate(READ_MIX.values()))
@@ -457,22 +467,37 @@ class Traffic:
         kind = self.rng.choices(self.write_kinds, cum_weights=self.write_weights)[0]
         async with self.pool.connection() as conn:
             post = self.idle.popleft() if kind != "importDocument" and self.idle else None
+            slot = None  # an earlier import to import again, revised
+            if post is None and self.imported_idle and self.rng.random() >= NEW_IMPORT_SHARE:
+                slot = self.imported_idle.popleft()
             try:
-                await self._write_on(conn, kind if post is not None else "importDocument", post, scheduled)
+                await self._write_on(conn, kind if post is not None else "importDocument", post, scheduled, slot)
             except asyncio.CancelledError:
                 if post is not None:
                     post.uncertain = True  # sent, maybe written, never answered
+                if slot is not None:
+                    self.imports[slot].uncertain = True
                 raise
             finally:
                 if post is not None:
                     self.idle.append(post)
+                if slot is not None and not self.imports[slot].uncertain:
+                    self.imported_idle.append(slot)
 
-    async def _write_on(self, conn: Connection, kind: str, post: Tracked | None, scheduled: float) -> None:
+    async def _write_on(
+        self, conn: Connection, kind: str, post: Tracked | None, scheduled: float, slot: int | None = None
+    ) -> None:
         if post is not None and post.uncertain:
             await self.refresh(conn, post)
         text = reference = ""
+        number = 0
         if kind == "importDocument":
-            document = next(iter(synthesize(1, IMPORT_SEED, start=next(self.import_numbers))))
+            number = next(self.import_numbers) if slot is None else self.imports[slot].number
+            document = next(iter(synthesize(1, IMPORT_SEED, start=number)))
+            if slot is not None:
+                document = dataclasses.replace(
+                    document, title=f"{document.title} revised {self.imports[slot].revisions + 1}"
+                )
             text, reference = render(document), document.reference
             variables: dict[str, Any] = {"text": text}
         elif kind == "updatePost":
@@ -495,14 +520,18 @@ class Traffic:
             self.write_failures[kind] += 1
             if post is not None:
                 post.uncertain = True  # it may or may not have been written
+            if slot is not None:
+                self.imports[slot].uncertain = True
             self._error(kind, 0, f"{type(exc).__name__}: {exc}")
             return
         window = self.window
         window.writes.append((time.perf_counter() - scheduled) * 1000)
         window.statuses[answer.status] += 1
         window.operations[kind] += 1
-        problem = self._saved(kind, answer, post, variables, text)
-        if problem and post is not None:
+        problem = self._saved(kind, answer, post, variables, text, slot, number)
+        if problem and slot is not None:
+            self.imports[slot].uncertain = True
+        elif problem and post is not None:
             post.uncertain = True  # an error may come after the write was committed
             title = variables["input"]["title"] if kind == "updatePost" else post.title
             status = {"setStatus": variables.get("status"), "markReviewed": "reviewed"}.get(kind, post.status)
@@ -531,7 +560,16 @@ class Traffic:
             post.content_hash = found["contentHash"]
             post.uncertain, post.attempted = False, None
 
-    def _saved(self, kind: str, answer: Answer, post: Tracked | None, variables: dict[str, Any], text: str) -> str:
+    def _saved(
+        self,
+        kind: str,
+        answer: Answer,
+        post: Tracked | None,
+        variables: dict[str, Any],
+        text: str,
+        slot: int | None = None,
+        number: int = 0,
+    ) -> str:
         """Record a saved write; or what was wrong with the answer ("" when it was saved)."""
         if answer.status != 200:
             return answer.body.decode("utf-8", "replace")
@@ -543,10 +581,17 @@ class Traffic:
         if parsed.get("errors") or result is None:
             return answer.body.decode("utf-8", "replace")
         if kind == "importDocument":
-            if result["__typename"] != "ImportReceipt" or result["created"] != 1 or result["post"] is None:
+            counted = "created" if slot is None else "updated"
+            if result["__typename"] != "ImportReceipt" or result[counted] != 1 or result["post"] is None:
                 return answer.body.decode("utf-8", "replace")
             saved = result["post"]
-            self.imports.append(Imported(saved["meta"]["reference"], text, saved["contentHash"]))
+            if slot is None:
+                self.imports.append(Imported(saved["meta"]["reference"], text, saved["contentHash"], number))
+                self.imported_idle.append(len(self.imports) - 1)
+            else:
+                imported = self.imports[slot]
+                imported.text, imported.content_hash = text, saved["contentHash"]
+                imported.revisions += 1
             return ""
         assert post is not None
         if result["__typename"] != "PostSaved":
@@ -926,7 +971,7 @@ async def read_back_all(traffic: Traffic) -> tuple[dict[str, Any], dict[str, Any
         if found is not None:
             traffic.failed_but_written["importDocument"] += 1
     edited = [t.reference for t in traffic.tracked if t.writes and not t.uncertain]
-    references = edited + [i.reference for i in traffic.imports]
+    references = edited + [i.reference for i in traffic.imports if not i.uncertain]
     return await _read_back(traffic, references, traffic.token), await _read_back(traffic, references, None)
 
 
@@ -953,9 +998,10 @@ def verify(
                 stale += where == "readers"
                 if len(mismatches) < ERROR_EXAMPLES:
                     mismatches.append({"reference": post.reference, "where": where, "expected": expected, "got": seen})
-    texts = _exports(url, [i.reference for i in traffic.imports])
+    imports = [i for i in traffic.imports if not i.uncertain]
+    texts = _exports(url, [i.reference for i in imports])
     lost_imports = stale_imports = 0
-    for imported in traffic.imports:
+    for imported in imports:
         text = texts.get(imported.reference)
         digest = hashlib.sha256(imported.text.encode("utf-8")).hexdigest()
         got_store, got_public = stored.get(imported.reference), public.get(imported.reference)
@@ -967,13 +1013,15 @@ def verify(
                 )
         elif got_public is None or got_public["contentHash"] != digest:
             stale_imports += 1
-    sampled = rng.sample(traffic.imports, min(cli_exports, len(traffic.imports)))
+    sampled = rng.sample(imports, min(cli_exports, len(imports)))
     identical = sum(cli_export(url, i.reference) == i.text.encode("utf-8") for i in sampled)
     return {
         "posts_edited": len([t for t in traffic.tracked if t.writes]),
         "posts_checked": len(edited),
         "posts_uncertain": len([t for t in traffic.tracked if t.uncertain]),
-        "imports_checked": len(traffic.imports),
+        "imports_checked": len(imports),
+        "imports_uncertain": len(traffic.imports) - len(imports),
+        "imports_revised": sum(i.revisions for i in traffic.imports),
         "lost_edits": lost,
         "lost_imports": lost_imports,
         "lost_writes": lost + lost_imports,
