@@ -68,6 +68,11 @@ class ResponseCache(Protocol):
 
     generation: int  # the newest purge applied here (a purge-log id)
 
+    @property
+    def available(self) -> bool:
+        """False while the cache cannot be used (Redis down): look-ups miss without asking it."""
+        ...
+
     async def get(self, key: str) -> Entry | None: ...
 
     async def put(self, key: str, entry: Entry, started_at: int) -> bool: ...
@@ -87,6 +92,15 @@ class MemoryCache:
         self._by_key: dict[str, set[str]] = {}
         self._purged: dict[str, int] = {}  # surrogate key -> generation of its last purge
         self._bytes = 0
+
+    @property
+    def available(self) -> bool:
+        return True
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of the response bodies held (at most ``max_bytes``)."""
+        return self._bytes
 
     async def get(self, key: str) -> Entry | None:
         entry = self._entries.get(key)
@@ -366,7 +380,8 @@ class RedisLink:
             return
         self.run_id = run_id
         self.up = True
-        log.info("Redis answers again: using it again")
+        # As loud as "Redis is down": an operator who saw that line sees this one.
+        log.warning("Redis answers again: using it again")
         if self._on_state is not None:
             self._on_state(True)
 
@@ -426,6 +441,10 @@ class RedisCache:
         self._purge = self.redis.register_script(_PURGE)
         self._mark = self.redis.register_script(_MARK)
         self.link.add_recovery(self)
+
+    @property
+    def available(self) -> bool:
+        return self.link.up
 
     async def get(self, key: str) -> Entry | None:
         """The entry of ``key``; None when there is none, or Redis is down."""

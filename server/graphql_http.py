@@ -435,7 +435,8 @@ async def graphql_endpoint(request: Request) -> Response:
                 stats.cache = "hit"
                 response = _respond(request, entry.body, content_type, entry.etag, entry.keys, settings, True, headers)
                 return _finish(request, response, stats, services)
-            stats.cache = "miss"
+            # A miss, or the cache not asked because it is away (Redis down): operators tell them apart.
+            stats.cache = "miss" if cache.available else "unavailable"
         started_at = cache.generation if cache is not None else 0
         try:
             async with asyncio.timeout(settings.request_timeout):

@@ -96,6 +96,14 @@ class Metrics:
             registry=self.registry,
         )
         self.cache_up.set(1)
+        self.cache_bytes = Gauge(
+            "alphanode_response_cache_bytes",
+            "Bytes of response bodies the in-process cache holds (bounded by ALPHANODE_CACHE_MAX_BYTES).",
+            registry=self.registry,
+        )
+        self.cache_entries = Gauge(
+            "alphanode_response_cache_entries", "Responses the in-process cache holds.", registry=self.registry
+        )
         self.imports = Counter(
             "alphanode_import_documents_total",
             "Documents imported through this server, by outcome.",

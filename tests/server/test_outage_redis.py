@@ -155,10 +155,11 @@ def test_reads_and_writes_go_on_while_redis_is_stopped_and_the_cache_comes_back(
         # When Redis stops.
         redis_server.stop()
 
-        # Then every read answers 200 with its data, computed (a miss), again and again.
+        # Then every read answers 200 with its data, computed, again and again; Server-Timing says
+        # the cache was unavailable (not a miss).
         for _ in range(3):
             for query, name, variables in operations():
-                assert cache_of(read(client, query, name, variables)) == "miss"
+                assert cache_of(read(client, query, name, variables)) == "unavailable"
         assert services.redis.up is False
         assert health(client) == {"status": "ok", "database": "ok", "cache": "down"}
         assert metric(client, "alphanode_cache_up") == 0.0
@@ -191,11 +192,11 @@ def test_reads_and_writes_go_on_while_redis_is_stopped_and_the_cache_comes_back(
         query, name, variables = operations()[0]
         warm(client, lambda: read(client, query, name, variables))
 
-    # Each transition logged once, and no URL in the log.
+    # Each transition logged once, both at WARNING (the command line's level), and no URL in the log.
     messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "alphanode.cache"]
     downs = [m for level, m in messages if level == logging.WARNING and m.startswith("Redis is down")]
     assert downs == ["Redis is down (ConnectionError): serving without it until it answers again"], messages
-    ups = [m for level, m in messages if level == logging.INFO and m.startswith("Redis answers again")]
+    ups = [m for level, m in messages if level == logging.WARNING and m.startswith("Redis answers again")]
     assert len(ups) == 1, messages
     assert not any("redis://" in m or str(redis_server.port) in m for _, m in messages), messages
 
