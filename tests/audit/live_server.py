@@ -15,8 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import ROOT, SEED_DOCUMENT
-from tests.parts.processes import free_port, stop_process
-from tests.server.test_uvicorn import SHUTDOWN_TIMEOUT, wait_until_healthy
+from tests.parts.processes import SHUTDOWN_TIMEOUT, free_port, start_server, stop_process, wait_until_healthy
 
 
 @contextmanager
@@ -34,12 +33,7 @@ def live_server(folder: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     log = folder / "server.log"
     with log.open("wb") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--database", url],
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+        server = start_server(port, database_url=url, output=output)
     try:
         health = wait_until_healthy(base, server)
         assert health.status_code == 200, log.read_text()

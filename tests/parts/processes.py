@@ -1,4 +1,4 @@
-"""What every real part of the tests needs: a free port, and a process stopped by its id."""
+"""What every real part of the tests needs: a free port, a served API, and a process stopped by its id."""
 
 from __future__ import annotations
 
@@ -6,6 +6,16 @@ import contextlib
 import signal
 import socket
 import subprocess
+import sys
+import time
+from typing import IO
+
+import httpx2
+
+from tests.conftest import ROOT
+
+STARTUP_TIMEOUT = 20.0  # seconds for a started server to answer /healthz
+SHUTDOWN_TIMEOUT = 10.0  # seconds for a process to exit after SIGTERM
 
 # The machine's shared servers: never a test's to take, stop or reconfigure.
 SHARED_PORTS = frozenset({5432, 6379})
@@ -31,3 +41,35 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=timeout)
+
+
+def start_server(
+    port: int,
+    *,
+    database_url: str | None = None,
+    env: dict[str, str] | None = None,
+    output: IO[bytes] | int | None = subprocess.PIPE,
+) -> subprocess.Popen[bytes]:
+    """``alphanode serve`` (as ``python -m server.cli serve``) on ``port`` of 127.0.0.1, from the
+    repository's root; its standard error goes with its output to ``output`` unless that is a pipe.
+    Stop it with :func:`stop_process`."""
+    command = [sys.executable, "-m", "server.cli", "serve", "--port", str(port)]
+    if database_url is not None:
+        command += ["--database", database_url]
+    stderr = subprocess.PIPE if output == subprocess.PIPE else subprocess.STDOUT
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=stderr)
+
+
+def wait_until_healthy(base: str, server: subprocess.Popen[bytes]) -> httpx2.Response:
+    """The first answer of ``base``/healthz (any status), within ``STARTUP_TIMEOUT``; fails if the
+    server exits first."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    with httpx2.Client(timeout=2.0) as client:
+        while True:
+            assert server.poll() is None, "the server exited before answering"
+            try:
+                return client.get(f"{base}/healthz")
+            except httpx2.TransportError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no answer from {base}/healthz within {STARTUP_TIMEOUT}s") from None
+                time.sleep(0.1)

@@ -36,9 +36,8 @@ from server.settings import Settings
 from tests.conftest import OPERATIONS, ROOT
 from tests.editing import create_token, export_all, import_folder, post_id, revision_rows, small_corpus
 from tests.parts.postgres import PrivatePostgres, available, make_template
-from tests.parts.processes import free_port, stop_process
+from tests.parts.processes import SHUTDOWN_TIMEOUT, free_port, start_server, stop_process, wait_until_healthy
 from tests.parts.proxy import Proxy
-from tests.server.test_uvicorn import SHUTDOWN_TIMEOUT, wait_until_healthy
 from tests.store.dump import logical_dump
 
 pytestmark = pytest.mark.postgres
@@ -298,13 +297,7 @@ def test_uvicorn_serves_again_within_seconds_of_postgres_coming_back(
                 time.sleep(0.01)
 
     with log.open("wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        server = start_server(port, env=env, output=out)
         threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
         try:
             assert wait_until_healthy(base, server).status_code == 200, log.read_text()

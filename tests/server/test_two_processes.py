@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,8 +22,7 @@ from typing import IO
 
 import httpx2
 
-from tests.conftest import ROOT
-from tests.parts.processes import free_port
+from tests.parts.processes import SHUTDOWN_TIMEOUT, free_port, start_server, wait_until_healthy
 from tests.server.test_caching import (
     PURGE_DEADLINE,
     REDIS_URL,
@@ -38,7 +36,6 @@ from tests.server.test_caching import (
     title_of,
     update_title,
 )
-from tests.server.test_uvicorn import SHUTDOWN_TIMEOUT, wait_until_healthy
 
 
 @contextlib.contextmanager
@@ -50,13 +47,7 @@ def servers(env: dict[str, str], logs: list[Path]) -> Iterator[list[httpx2.Clien
         for log in logs:
             port = free_port()
             out: IO[bytes] = log.open("wb")
-            process = subprocess.Popen(
-                [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+            process = start_server(port, env=env, output=out)
             started.append((process, out, f"http://127.0.0.1:{port}"))
         with contextlib.ExitStack() as stack:
             clients = []

@@ -5,29 +5,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import httpx2
 
 from documents import parse, slug_for
 from tests.conftest import OPERATIONS, ROOT, SEED_DOCUMENT
-from tests.parts.processes import free_port
-
-STARTUP_TIMEOUT = 20.0
-SHUTDOWN_TIMEOUT = 10.0
-
-
-def wait_until_healthy(base: str, server: subprocess.Popen[bytes]) -> httpx2.Response:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    with httpx2.Client(timeout=2.0) as client:
-        while True:
-            assert server.poll() is None, "the server exited before answering"
-            try:
-                return client.get(f"{base}/healthz")
-            except httpx2.TransportError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"no answer from {base}/healthz within {STARTUP_TIMEOUT}s") from None
-                time.sleep(0.1)
+from tests.parts.processes import SHUTDOWN_TIMEOUT, free_port, start_server, wait_until_healthy
 
 
 def test_serve_answers_the_post_page_over_a_socket_and_stops_cleanly_on_sigterm(database_url: str) -> None:
@@ -46,12 +29,7 @@ def test_serve_answers_the_post_page_over_a_socket_and_stops_cleanly_on_sigterm(
     # When the server runs on a free port.
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--database", url],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    server = start_server(port, database_url=url)
     try:
         health = wait_until_healthy(base, server)
         assert health.status_code == 200
