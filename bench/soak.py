@@ -85,6 +85,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import urllib.request
 from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
@@ -686,6 +687,18 @@ def server_figures(pid: int, store_files: frozenset[str]) -> dict[str, Any]:
     return {**total, "processes": each}
 
 
+def response_cache_mib(port: int) -> float | None:
+    """The bodies the server's in-process response cache holds (its ``/metrics``), in MiB: the share
+    of its memory that fills up to a bound during the first part of a run."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None
+    found = re.search(r"^alphanode_response_cache_bytes ([0-9.e+]+)$", text, re.MULTILINE)
+    return round(float(found.group(1)) / MIB, 1) if found else None
+
+
 async def postgres_backends(database: str) -> list[tuple[int, str, str]]:
     """(pid, backend type, state) of each backend connected to the database."""
     conn = await asyncpg.connect(
@@ -722,6 +735,7 @@ class Sampler:
         seconds = now - self.last
         self.last = now
         figures = await asyncio.to_thread(server_figures, self.server.pid, self.store_files)
+        figures["response_cache_mib"] = await asyncio.to_thread(response_cache_mib, self.server.port)
         sample: dict[str, Any] = {
             "t_s": round(now - self.started, 1),
             "interval_s": round(seconds, 1),
@@ -1191,7 +1205,8 @@ def _print_sample(s: dict[str, Any]) -> None:
         f"p50 {_fmt(s['all']['p50_ms'], 2):>7} p99 {_fmt(s['all']['p99_ms'], 2):>8} "
         f"max {_fmt(s['all']['max_ms']):>8} ms  "
         f"writes p99 {_fmt(s['writes']['p99_ms']):>7}  err {s['errors']:>3}  hit {_fmt(s['hit_ratio'], 2):>4}  "
-        f"USS {s['server']['uss_mib']:7.1f} PSS {s['server']['pss_mib']:7.1f} MiB  fds {s['server']['fds']:>4}  "
+        f"USS {s['server']['uss_mib']:7.1f} PSS {s['server']['pss_mib']:7.1f} MiB  "
+        f"cache {_fmt(s['server'].get('response_cache_mib')):>5} MiB  fds {s['server']['fds']:>4}  "
         f"db conns {s['database']['connections']}"
     )
 
