@@ -38,6 +38,8 @@ import orjson
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
+from store.background import stop_task
+
 log = logging.getLogger("alphanode.cache")
 
 T = TypeVar("T")
@@ -288,11 +290,8 @@ class RedisLink:
 
     async def stop(self) -> None:
         """Stop watching and close the connections."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         await self.client.aclose()
 
     async def call(self, operation: str, command: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:

@@ -13,7 +13,6 @@ one polling interval, and a CLI import purges running servers too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from typing import Any
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models import PurgeLog, table
 from models.trouble import diagnose
+from store.background import stop_task
 
 from .caching import ResponseCache
 
@@ -65,10 +65,7 @@ class Purger:
         self._task = asyncio.create_task(self._run(), name="purge-log")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
         if self._client is not None:
             await self._client.aclose()
 

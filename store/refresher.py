@@ -46,6 +46,7 @@ from models import Post, table
 from models.engine import normalize_url
 from models.trouble import diagnose
 
+from .background import stop_task
 from .similar import PARALLEL_FROM, refresh_similar
 
 log = logging.getLogger("alphanode.similar")
@@ -107,11 +108,8 @@ class SimilarRefresher:
 
     async def stop(self) -> None:
         """Stop after the run in progress, if any; close the engine and the thread."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         if self._loop is not None:
             await self._in_thread(_drain())  # a cancelled refresh ends (rolls back) before the engine closes
         if self._engine is not None:

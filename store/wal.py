@@ -19,7 +19,6 @@ reader past the busy timeout) is tried again at the next look.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -31,6 +30,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.engine import is_sqlite, sync_twin
+
+from .background import stop_task
 
 log = logging.getLogger("alphanode.wal")
 
@@ -108,10 +109,7 @@ class WalKeeper:
         self._task = asyncio.create_task(self._run(), name="wal-keeper")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
 
     async def _run(self) -> None:
         while True:
