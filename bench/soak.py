@@ -21,7 +21,17 @@ Method
    95/5 mix. Both are recorded; the soak's rate is a share of the mix's (``--peak-of
    reads`` for the reads'): each write purges every cached list and costs far more than
    a read, so the reads' peak is several times what the mixed traffic sustains.
-4. **Soak.** An open loop at ``--load`` (default 0.7) of that peak, or ``--rate``:
+4. **Fill.** The server holds bounded caches (the response cache, 64 MiB of bodies;
+   kept search matches and posting lists; parsed documents; prepared statements), and a
+   process's memory grows until they are full: at the soak's rate that took 20 to 25 minutes,
+   which a half-hour soak would report as a trend. So before the soak, the reads alone
+   run at saturation (a closed loop, 8 connections) until the response cache holds 90% of
+   its bound (``ALPHANODE_CACHE_MAX_BYTES``, set to 64 MiB here), or it grew less than
+   0.5 MiB in the last 15 s (the reads' variety is exhausted), or ``--fill-minutes``
+   (default 10; 0 skips it) have passed. Its duration, requests, errors (counted with the
+   peak's) and the server's USS and cache size before and after are recorded. The
+   soak's own first five minutes are its warm-up, as before.
+5. **Soak.** An open loop at ``--load`` (default 0.7) of that peak, or ``--rate``:
    request ``i`` is scheduled at ``start + i / rate`` whatever the answers do, sent on
    the first free connection of 32 kept open, and its latency counts from the moment it
    was scheduled, so time spent queued behind a slow answer is in it. 95% reads, 5%
@@ -34,7 +44,7 @@ Method
    ``PostSaved`` (or a receipt that created or updated the post) is recorded with what it
    should have left in the store; a post whose write failed is read again before its next
    write (and whether the failed write is in the store all the same is counted).
-5. **Samples.** At the start and every ``--sample-seconds`` (60; a tenth of the run for
+6. **Samples.** At the start and every ``--sample-seconds`` (60; a tenth of the run for
    runs shorter than ten minutes): the interval's requests, errors (any status but 200
    and 304, a GraphQL ``errors`` entry, a write not saved, a timeout), p50/p99/max
    latency of all requests and of reads and writes apart, cache hits and misses (from
@@ -43,7 +53,7 @@ Method
    (psutil ``memory_full_info``), open file descriptors and threads; the server's
    database connections (PostgreSQL: backends of the database; SQLite: the server's open
    descriptors on the store's files); the load generator's CPU time.
-6. **Checks.** Every recorded write is read back over GraphQL with the editor token
+7. **Checks.** Every recorded write is read back over GraphQL with the editor token
    (the store, past the cache) and without (what readers get, through the cache): title,
    status and ``contentHash`` must be what the last write left; each imported document is
    exported (``store.export``, what ``alphanode export`` prints) and must be the
@@ -138,6 +148,10 @@ PEAK_CONNECTIONS = 8
 TIMEOUT_S = 30.0
 IDLE_REOPEN_S = 4.0  # uvicorn closes a keep-alive connection idle for 5 s
 FLAT_SHARE = 0.10
+RESPONSE_CACHE_BYTES = 64 * 1024 * 1024  # the server's default bound, set explicitly for the run
+FILL_SHARE = 0.9  # the fill ends once the response cache holds this share of its bound
+FILL_CHUNK_S = 15.0  # closed-loop run between two looks at the cache's size
+FILL_STALL_MIB = 0.5  # or once it grew less than this in a chunk
 P99_FLOOR_MS = 1.0
 FD_SLACK = 4
 CONNECTION_SLACK = 2
@@ -804,6 +818,7 @@ class Config:
     load: float
     rate: float | None
     peak_of: str  # "mix" or "reads": which peak the rate is a share of
+    fill_seconds: float  # longest fill of the server's caches before the soak (0: none)
     sample_seconds: float
     connections: int
     cli_exports: int
@@ -1068,7 +1083,7 @@ def judge(
     late = [s for s in samples if _in(s, late_w)]
     checks: dict[str, dict[str, Any]] = {}
     errors = sum(s["errors"] for s in samples)
-    checks["no_errors"] = {"passed": errors == 0 and peak_errors == 0, "soak": errors, "peak": peak_errors}
+    checks["no_errors"] = {"passed": errors == 0 and peak_errors == 0, "soak": errors, "peak_and_fill": peak_errors}
     checks["no_lost_writes"] = {
         "passed": verification["lost_writes"] == 0 and write_count > 0,
         "lost": verification["lost_writes"],
@@ -1147,6 +1162,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
         f"{result['target_rps']:.0f} req/s for {result['config']['seconds'] / 60:.1f} min "
         f"({'passed' if result['verdict']['passed'] else 'FAILED'})"
     )
+    if result.get("fill"):
+        fill = result["fill"]
+        title += (
+            f"\nafter a fill of {fill['seconds']:.0f} s (reads at saturation; response cache "
+            f"{fill['response_cache_mib']['after']} MiB, USS {fill['uss_mib']['after']} MiB)"
+        )
     figure.suptitle(title)
     latency.plot(minutes, [s["all"]["p50_ms"] for s in samples], marker="o", label="p50, all")
     latency.plot(minutes, [s["all"]["p99_ms"] for s in samples], marker="o", label="p99, all")
@@ -1221,6 +1242,17 @@ def _peak_line(peak: dict[str, Any] | None, share: float) -> str:
     )
 
 
+def _fill_line(fill: dict[str, Any] | None) -> str:
+    if fill is None:
+        return "no fill before the soak (--fill-minutes 0)"
+    cache, uss = fill["response_cache_mib"], fill["uss_mib"]
+    return (
+        f"fill (reads at saturation): {fill['seconds']:.0f} s, {fill['requests']:,} requests, {fill['errors']} errors; "
+        f"response cache {cache['before']} -> {cache['after']} MiB of {cache['bound']}; "
+        f"server USS {uss['before']} -> {uss['after']} MiB; ended: {fill['ended']}"
+    )
+
+
 def summary(result: dict[str, Any]) -> str:
     soak, verdict = result["soak"], result["verdict"]
     lines = [
@@ -1228,6 +1260,7 @@ def summary(result: dict[str, Any]) -> str:
         f"soak on {result['dialect']}: {result['config']['posts']:,} posts, target {result['target_rps']:.1f} req/s "
         f"{result['config']['seconds'] / 60:.1f} min",
         _peak_line(result["peak"], result["config"]["load"]),
+        _fill_line(result["fill"]),
         "",
         "| minute | requests | req/s | p50 ms | p99 ms | max ms | reads p99 | writes p99 | errors | hit ratio | "
         "USS MiB | PSS MiB | fds | db conns |",
@@ -1294,6 +1327,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="mix",
         help="the peak --load is a share of: the 95/5 mix's (default) or the reads' alone",
     )
+    parser.add_argument(
+        "--fill-minutes",
+        type=float,
+        default=10.0,
+        help="longest fill of the server's caches with reads at saturation before the soak (default 10; 0: none)",
+    )
     parser.add_argument("--sample-seconds", type=float, help="sampling interval (60; a tenth of runs under 10 min)")
     parser.add_argument("--connections", type=int, default=SOAK_CONNECTIONS, help="open connections (default 32)")
     parser.add_argument("--cli-exports", type=int, default=10, help="imports also checked with `alphanode export`")
@@ -1313,6 +1352,7 @@ def _config(args: argparse.Namespace) -> Config:
         load=args.load,
         rate=args.rate,
         peak_of=args.peak_of,
+        fill_seconds=args.fill_minutes * 60,
         sample_seconds=sample,
         connections=args.connections,
         cli_exports=args.cli_exports,
@@ -1359,6 +1399,41 @@ async def _peak(traffic: Traffic, seconds: float, mix: str) -> dict[str, Any]:
     }
 
 
+async def _fill(traffic: Traffic, server: load.Server, seconds: float) -> dict[str, Any]:
+    """Reads at saturation until the response cache is nearly full or stops growing, at most ``seconds``."""
+    traffic.take_window()
+    before = await asyncio.to_thread(process_figures, server.pid)
+    cache_before = await asyncio.to_thread(response_cache_mib, server.port)
+    bound = RESPONSE_CACHE_BYTES / MIB
+    started = time.perf_counter()
+    requests, errors, cache, why = 0, 0, cache_before or 0.0, "time"
+    while time.perf_counter() - started < seconds:
+        chunk = min(FILL_CHUNK_S, seconds - (time.perf_counter() - started))
+        done, _ = await traffic.closed_loop(chunk, PEAK_CONNECTIONS, reads_only=True)
+        window = traffic.take_window()
+        requests, errors = requests + done, errors + window.read_errors + window.write_errors + window.unanswered
+        now = await asyncio.to_thread(response_cache_mib, server.port)
+        if now is None:
+            why = "no response cache size in /metrics"
+            break
+        grew, cache = now - cache, now
+        if cache >= bound * FILL_SHARE:
+            why = f"the response cache holds {FILL_SHARE:.0%} of its bound"
+            break
+        if grew < FILL_STALL_MIB:
+            why = f"the response cache grew less than {FILL_STALL_MIB} MiB in {FILL_CHUNK_S:.0f} s"
+            break
+    after = await asyncio.to_thread(process_figures, server.pid)
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "requests": requests,
+        "errors": errors,
+        "ended": why,
+        "response_cache_mib": {"before": cache_before, "after": cache, "bound": round(bound, 1)},
+        "uss_mib": {"before": before["uss_mib"] if before else None, "after": after["uss_mib"] if after else None},
+    }
+
+
 async def session(
     traffic: Traffic, server: load.Server, store: stores.Store, config: Config, result: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -1377,6 +1452,15 @@ async def session(
                 )
             rate = result["peak"][config.peak_of]["rps"] * config.load
         result["target_rps"] = round(rate, 1)
+        result["fill"] = None
+        if config.fill_seconds > 0:
+            result["fill"] = fill = await _fill(traffic, server, config.fill_seconds)
+            _say(
+                f"fill: reads at saturation for {fill['seconds']:.0f} s ({fill['requests']:,} requests, "
+                f"{fill['errors']} errors): response cache {fill['response_cache_mib']['before']} -> "
+                f"{fill['response_cache_mib']['after']} MiB, USS {fill['uss_mib']['before']} -> "
+                f"{fill['uss_mib']['after']} MiB; ended: {fill['ended']}"
+            )
         database = PG_DATABASE if store.dialect == "postgresql" else None
         sampler = Sampler(traffic, server, store, database)
         _say(f"soak: open loop at {rate:.1f} req/s for {config.seconds / 60:.1f} min, {config.connections} connections")
@@ -1450,7 +1534,8 @@ def main(argv: list[str] | None = None) -> int:
         _say("  request bodies from the store (bench/workload.py)")
         bodies, references = asyncio.run(_read_bodies(store.url, config.posts, config.seed))
         reads, edited_slugs = _plan(bodies, references, rng)
-        with load.serve(load.GRAPHQL_APP, store.url, log, env={"ALPHANODE_CACHE": "true"}) as server:
+        env = {"ALPHANODE_CACHE": "true", "ALPHANODE_CACHE_MAX_BYTES": str(RESPONSE_CACHE_BYTES)}
+        with load.serve(load.GRAPHQL_APP, store.url, log, env=env) as server:
             tracked = _tracked(server, token, edited_slugs)
             _add_references(reads, tracked, references, rng)
             result["bodies"] = {op: len(found) for op, found in reads.items()}
@@ -1486,6 +1571,7 @@ def main(argv: list[str] | None = None) -> int:
         "server_cpu_percent_of_one_core": round(server_cpu / wall * 100, 1),
     }
     peak_errors = result["peak"]["reads"]["errors"] + result["peak"]["mix"]["errors"] if result["peak"] else 0
+    peak_errors += result["fill"]["errors"] if result["fill"] else 0
     result["verdict"] = judge(samples, config.seconds, peak_errors, verification, result["writes"]["saved"])
     result["errors_seen"] = traffic.errors_seen
     result["samples"] = [{k: v for k, v in s.items() if k != "_latencies"} for s in samples]
