@@ -84,15 +84,26 @@ class ResponseCache(Protocol):
     async def close(self) -> None: ...
 
 
-class MemoryCache:
-    """A least-recently-used cache in this process, bounded in bytes."""
+MAX_PURGE_MARKS = 50_000  # surrogate keys whose last purge the in-process cache remembers
 
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+
+class MemoryCache:
+    """A least-recently-used cache in this process, bounded in bytes.
+
+    A page computed before a purge of one of its surrogate keys must not be stored after
+    it: each purged key's generation is remembered for ``put`` to compare. Those marks are
+    bounded too (``max_marks``, the oldest forgotten first): a page that began before the
+    newest forgotten mark is not stored at all, which costs a miss, never a stale page.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024, max_marks: int = MAX_PURGE_MARKS) -> None:
         self.max_bytes = max_bytes
+        self.max_marks = max_marks
         self.generation = 0
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._by_key: dict[str, set[str]] = {}
-        self._purged: dict[str, int] = {}  # surrogate key -> generation of its last purge
+        self._purged: OrderedDict[str, int] = OrderedDict()  # surrogate key -> its last purge, oldest first
+        self._forgotten = 0  # the newest generation among the marks let go
         self._bytes = 0
 
     @property
@@ -111,8 +122,8 @@ class MemoryCache:
         return entry
 
     async def put(self, key: str, entry: Entry, started_at: int) -> bool:
-        if any(self._purged.get(k, 0) > started_at for k in entry.keys):
-            return False  # computed from data a purge has replaced since
+        if started_at < self._forgotten or any(self._purged.get(k, 0) > started_at for k in entry.keys):
+            return False  # computed from data a purge has replaced since (or may have)
         await self._drop(key)
         self._entries[key] = entry
         self._bytes += len(entry.body)
@@ -125,11 +136,20 @@ class MemoryCache:
     async def purge(self, keys: Iterable[str], generation: int) -> int:
         dropped = 0
         for surrogate in keys:
-            self._purged[surrogate] = max(generation, self._purged.get(surrogate, 0))
+            mark = max(generation, self._purged.pop(surrogate, 0))
+            self._purged[surrogate] = mark  # the newest last
             for key in self._by_key.pop(surrogate, set()):
                 dropped += await self._drop(key)
+        while len(self._purged) > self.max_marks:
+            _, mark = self._purged.popitem(last=False)
+            self._forgotten = max(self._forgotten, mark)
         self.generation = max(self.generation, generation)
         return dropped
+
+    @property
+    def purge_marks(self) -> int:
+        """Surrogate keys whose last purge is remembered (at most ``max_marks``)."""
+        return len(self._purged)
 
     async def _drop(self, key: str) -> int:
         entry = self._entries.pop(key, None)

@@ -676,3 +676,37 @@ def test_a_purge_and_a_store_in_redis_never_leave_a_stale_page_whichever_lands_f
     assert (refused, after_refusal) == (False, None)
     assert stored is True
     assert after_purge is None
+
+
+def test_the_in_process_cache_remembers_a_bounded_number_of_purges_and_never_stores_what_they_replaced() -> None:
+    # Each purged surrogate key's generation is kept so that a page computed before the purge is not
+    # stored after it. A store of a million posts would keep a million such marks: past the bound the
+    # oldest are forgotten, and a page begun before the newest forgotten one is refused (a miss later,
+    # never a stale page).
+    from server.caching import Entry, MemoryCache
+
+    def page(key: str) -> Entry:
+        return Entry(b"body of " + key.encode(), f'"{key}"', (key,), "application/json")
+
+    async def run() -> None:
+        cache = MemoryCache(max_marks=3)
+        for generation, key in enumerate(("p1", "p2", "p3", "p4", "p5"), start=10):
+            await cache.purge([key], generation)
+        assert cache.purge_marks == 3  # p3, p4, p5 kept; p1 (10) and p2 (11) forgotten
+        # Begun before p2's forgotten purge: refused whatever its keys, as p2's own page would be.
+        assert await cache.put("page-p9", page("p9"), started_at=10) is False
+        assert await cache.put("page-p2", page("p2"), started_at=10) is False
+        # Begun after it: a page of a key still remembered is judged by its own mark…
+        assert await cache.put("page-p5", page("p5"), started_at=13) is False
+        assert await cache.put("page-p3", page("p3"), started_at=13) is True
+        # …and a page of a forgotten key is stored.
+        assert await cache.put("page-p1", page("p1"), started_at=11) is True
+        assert await cache.get("page-p1") == page("p1")
+        # A key purged again moves to the newest end: purging two more forgets p4, not p3.
+        await cache.purge(["p3"], 15)
+        await cache.purge(["p6"], 16)
+        assert cache.purge_marks == 3
+        assert await cache.put("page-p4", page("p4"), started_at=13) is True  # p4 (13) forgotten: 13 >= 13
+        assert await cache.put("page-p3b", page("p3"), started_at=14) is False  # p3's mark is 15
+
+    asyncio.run(run())
