@@ -22,15 +22,18 @@ Method
    reads`` for the reads'): each write purges every cached list and costs far more than
    a read, so the reads' peak is several times what the mixed traffic sustains.
 4. **Fill.** The server holds bounded caches (the response cache, 64 MiB of bodies;
-   kept search matches and posting lists; parsed documents; prepared statements), and a
-   process's memory grows until they are full: at the soak's rate that took 20 to 25 minutes,
-   which a half-hour soak would report as a trend. So before the soak, the reads alone
-   run at saturation (a closed loop, 8 connections) until the response cache holds 90% of
-   its bound (``ALPHANODE_CACHE_MAX_BYTES``, set to 64 MiB here), or it grew less than
-   0.5 MiB in the last 15 s (the reads' variety is exhausted), or ``--fill-minutes``
-   (default 10; 0 skips it) have passed. Its duration, requests, errors (counted with the
-   peak's) and the server's USS and cache size before and after are recorded. The
-   soak's own first five minutes are its warm-up, as before.
+   kept search matches, rankings and posting lists; counts; parsed documents; prepared
+   statements), and a process's memory grows until they are full: at the soak's rate that
+   took 20 to 25 minutes, which a half-hour soak would report as a trend. So before the
+   soak the caches are filled at saturation (closed loops of 8 connections, for at most
+   ``--fill-minutes``, default 20; 0 skips it): first the reads alone, until the response
+   cache holds 90% of its bound (``ALPHANODE_CACHE_MAX_BYTES``, set to 64 MiB here) or
+   grew less than 0.5 MiB in a 15 s step (the reads' variety is spent); then the 95/5 mix
+   (what writes bring: matches and rankings at each new store version, counts, statements),
+   until the server's mean USS over the last two minutes is at most 1% above that of the
+   two before. Its length, each stage's end, requests, errors (counted with the peak's),
+   the server's USS and the cache's size before and after are recorded; the fill's writes
+   are checked with the soak's. The soak's own first five minutes stay its warm-up.
 5. **Soak.** An open loop at ``--load`` (default 0.7) of that peak, or ``--rate``:
    request ``i`` is scheduled at ``start + i / rate`` whatever the answers do, sent on
    the first free connection of 32 kept open, and its latency counts from the moment it
@@ -152,6 +155,8 @@ RESPONSE_CACHE_BYTES = 64 * 1024 * 1024  # the server's default bound, set expli
 FILL_SHARE = 0.9  # the fill ends once the response cache holds this share of its bound
 FILL_CHUNK_S = 15.0  # closed-loop run between two looks at the cache's size
 FILL_STALL_MIB = 0.5  # or once it grew less than this in a chunk
+FILL_SETTLE_CHUNKS = 8  # then the mix, until USS over the last 8 chunks (2 minutes)…
+FILL_SETTLE_SHARE = 0.01  # …is at most 1% above that of the 8 before
 P99_FLOOR_MS = 1.0
 FD_SLACK = 4
 CONNECTION_SLACK = 2
@@ -818,7 +823,7 @@ class Config:
     load: float
     rate: float | None
     peak_of: str  # "mix" or "reads": which peak the rate is a share of
-    fill_seconds: float  # longest fill of the server's caches before the soak (0: none)
+    fill_seconds: float  # longest warm-up of the server's caches before the soak (0: none)
     sample_seconds: float
     connections: int
     cli_exports: int
@@ -1330,8 +1335,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--fill-minutes",
         type=float,
-        default=10.0,
-        help="longest fill of the server's caches with reads at saturation before the soak (default 10; 0: none)",
+        default=20.0,
+        help="longest fill of the server's caches at saturation before the soak (default 20; 0: none)",
     )
     parser.add_argument("--sample-seconds", type=float, help="sampling interval (60; a tenth of runs under 10 min)")
     parser.add_argument("--connections", type=int, default=SOAK_CONNECTIONS, help="open connections (default 32)")
@@ -1382,12 +1387,15 @@ def _build_store(config: Config) -> tuple[stores.Store, dict[str, Any]]:
     return store, timing.as_dict()
 
 
-async def _peak(traffic: Traffic, seconds: float, mix: str) -> dict[str, Any]:
+async def _peak(traffic: Traffic, server: load.Server, seconds: float, mix: str) -> dict[str, Any]:
     """Requests per second at saturation: a closed loop of the reads alone, or of the soak's mix."""
     traffic.take_window()
+    cpu_before = await asyncio.to_thread(load.cpu_seconds, server.pid)
     done, elapsed = await traffic.closed_loop(seconds, PEAK_CONNECTIONS, reads_only=mix == "reads")
+    cpu = await asyncio.to_thread(load.cpu_seconds, server.pid) - cpu_before
     window = traffic.take_window()
     return {
+        "server_cpu_percent_of_one_core": round(cpu / elapsed * 100, 1),
         "seconds": round(elapsed, 1),
         "connections": PEAK_CONNECTIONS,
         "requests": done,
@@ -1400,18 +1408,35 @@ async def _peak(traffic: Traffic, seconds: float, mix: str) -> dict[str, Any]:
 
 
 async def _fill(traffic: Traffic, server: load.Server, seconds: float) -> dict[str, Any]:
-    """Reads at saturation until the response cache is nearly full or stops growing, at most ``seconds``."""
+    """Warm the server's bounded caches before the soak, for at most ``seconds``.
+
+    First the reads alone at saturation, until the response cache holds ``FILL_SHARE`` of its
+    bound or stops growing; then the soak's mix at saturation (the caches writes bring: search
+    matches and rankings at each new store version, statements, counts), until the server's USS
+    settles: its mean over the last ``FILL_SETTLE_CHUNKS`` looks at most ``FILL_SETTLE_SHARE``
+    above that of the looks before.
+    """
     traffic.take_window()
     before = await asyncio.to_thread(process_figures, server.pid)
     cache_before = await asyncio.to_thread(response_cache_mib, server.port)
     bound = RESPONSE_CACHE_BYTES / MIB
     started = time.perf_counter()
-    requests, errors, cache, why = 0, 0, cache_before or 0.0, "time"
-    while time.perf_counter() - started < seconds:
-        chunk = min(FILL_CHUNK_S, seconds - (time.perf_counter() - started))
-        done, _ = await traffic.closed_loop(chunk, PEAK_CONNECTIONS, reads_only=True)
+    requests, errors, cache = 0, 0, cache_before or 0.0
+    stages: dict[str, Any] = {}
+    step = min(FILL_CHUNK_S, seconds / 8)  # shorter steps for a short fill (the smoke test's)
+
+    def left() -> float:
+        return seconds - (time.perf_counter() - started)
+
+    async def chunk(reads_only: bool) -> None:
+        nonlocal requests, errors
+        done, _ = await traffic.closed_loop(min(step, left()), PEAK_CONNECTIONS, reads_only=reads_only)
         window = traffic.take_window()
         requests, errors = requests + done, errors + window.read_errors + window.write_errors + window.unanswered
+
+    why = "time"
+    while left() > 0:
+        await chunk(reads_only=True)
         now = await asyncio.to_thread(response_cache_mib, server.port)
         if now is None:
             why = "no response cache size in /metrics"
@@ -1421,14 +1446,36 @@ async def _fill(traffic: Traffic, server: load.Server, seconds: float) -> dict[s
             why = f"the response cache holds {FILL_SHARE:.0%} of its bound"
             break
         if grew < FILL_STALL_MIB:
-            why = f"the response cache grew less than {FILL_STALL_MIB} MiB in {FILL_CHUNK_S:.0f} s"
+            why = f"the response cache grew less than {FILL_STALL_MIB} MiB in {step:.0f} s"
             break
+    stages["reads"] = {"seconds": round(time.perf_counter() - started, 1), "ended": why}
+
+    looks: list[float] = []
+    why = "time"
+    while left() > 0:
+        await chunk(reads_only=False)
+        figures = await asyncio.to_thread(process_figures, server.pid)
+        if figures is None:
+            why = "the server is gone"
+            break
+        looks.append(figures["uss_mib"])
+        n = FILL_SETTLE_CHUNKS
+        if len(looks) >= 2 * n and np.mean(looks[-n:]) <= np.mean(looks[-2 * n : -n]) * (1 + FILL_SETTLE_SHARE):
+            why = f"USS rose less than {FILL_SETTLE_SHARE:.0%} over the last {n * step:.0f} s"
+            break
+    stages["mix"] = {
+        "seconds": round(time.perf_counter() - started - stages["reads"]["seconds"], 1),
+        "ended": why,
+        "uss_mib": looks,
+    }
+    cache = await asyncio.to_thread(response_cache_mib, server.port) or cache
     after = await asyncio.to_thread(process_figures, server.pid)
     return {
         "seconds": round(time.perf_counter() - started, 1),
         "requests": requests,
         "errors": errors,
-        "ended": why,
+        "ended": f"reads: {stages['reads']['ended']}; mix: {stages['mix']['ended']}",
+        "stages": stages,
         "response_cache_mib": {"before": cache_before, "after": cache, "bound": round(bound, 1)},
         "uss_mib": {"before": before["uss_mib"] if before else None, "after": after["uss_mib"] if after else None},
     }
@@ -1444,11 +1491,12 @@ async def session(
         if rate is None:
             result["peak"] = {"of": config.peak_of}
             for mix in ("reads", "mix"):
-                result["peak"][mix] = peak = await _peak(traffic, config.peak_seconds, mix)
+                result["peak"][mix] = peak = await _peak(traffic, server, config.peak_seconds, mix)
                 _say(
                     f"peak, closed loop of {'the reads' if mix == 'reads' else 'the 95/5 mix'} "
                     f"({PEAK_CONNECTIONS} connections, {peak['seconds']:.0f} s): {peak['rps']:.1f} req/s, "
-                    f"p50 {peak['p50_ms']} ms, p99 {peak['p99_ms']} ms, {peak['errors']} errors"
+                    f"p50 {peak['p50_ms']} ms, p99 {peak['p99_ms']} ms, {peak['errors']} errors, "
+                    f"server CPU {peak['server_cpu_percent_of_one_core']}% of one core"
                 )
             rate = result["peak"][config.peak_of]["rps"] * config.load
         result["target_rps"] = round(rate, 1)
