@@ -206,6 +206,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
+        "workers": settings.workers,  # always given: uvicorn would otherwise read $WEB_CONCURRENCY
         "log_level": settings.log_level,
         "access_log": False,
     }
@@ -224,7 +225,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             uvicorn.run(
                 "server.app:create_app",
                 factory=True,
-                workers=settings.workers,
                 log_config=_log_config(logging.getLogger().level),
                 **options,
             )
