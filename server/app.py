@@ -18,7 +18,6 @@ from starlette.staticfiles import StaticFiles
 from graph.schema import schema
 from models.trouble import diagnose, sqlite_write_trouble
 
-from .caching import MemoryCache
 from .graphiql import STATIC_DIR, graphiql_html, load_examples
 from .graphql_http import graphql_endpoint, trouble_response
 from .responses import JSONResponse, error_body
@@ -60,13 +59,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics of this process."""
+    """Prometheus metrics of this process, or of every worker of the instance (``server.observe``)."""
     services: Services = request.app.state.services
-    if services.purger is not None:
-        services.metrics.purged.inc(services.purger.purged_keys - services.metrics.purged._value.get())
-    if isinstance(services.cache, MemoryCache):
-        services.metrics.cache_bytes.set(services.cache.held_bytes)
-        services.metrics.cache_entries.set(len(services.cache))
     return Response(services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

@@ -96,9 +96,15 @@ class MemoryCache:
     newest forgotten mark is not stored at all, which costs a miss, never a stale page.
     """
 
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024, max_marks: int = MAX_PURGE_MARKS) -> None:
+    def __init__(
+        self,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_marks: int = MAX_PURGE_MARKS,
+        on_size: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.max_bytes = max_bytes
         self.max_marks = max_marks
+        self.on_size = on_size  # told the bytes and entries held after each change (metrics)
         self.generation = 0
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._by_key: dict[str, set[str]] = {}
@@ -131,6 +137,7 @@ class MemoryCache:
             self._by_key.setdefault(surrogate, set()).add(key)
         while self._bytes > self.max_bytes and self._entries:
             await self._drop(next(iter(self._entries)))
+        self._sized()
         return True
 
     async def purge(self, keys: Iterable[str], generation: int) -> int:
@@ -144,6 +151,8 @@ class MemoryCache:
             _, mark = self._purged.popitem(last=False)
             self._forgotten = max(self._forgotten, mark)
         self.generation = max(self.generation, generation)
+        if dropped:
+            self._sized()
         return dropped
 
     @property
@@ -167,6 +176,12 @@ class MemoryCache:
     async def close(self) -> None:
         self._entries.clear()
         self._by_key.clear()
+        self._bytes = 0
+        self._sized()
+
+    def _sized(self) -> None:
+        if self.on_size is not None:
+            self.on_size(self._bytes, len(self._entries))
 
     def __len__(self) -> int:
         return len(self._entries)

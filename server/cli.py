@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import copy
 import logging
+import os
+import shutil
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -187,8 +192,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import create_app
-
     overrides: dict[str, Any] = {}
     if args.database:
         overrides["database_url"] = args.database
@@ -196,16 +199,95 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["host"] = args.host
     if args.port:
         overrides["port"] = args.port
+    if args.workers:
+        overrides["workers"] = args.workers
     settings = Settings(**overrides)
     _check_store(settings)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.workers,  # always given: uvicorn would otherwise read $WEB_CONCURRENCY
+        "log_level": settings.log_level,
+        "access_log": False,
+    }
+    if settings.workers == 1:
+        from .app import create_app
+
+        uvicorn.run(create_app(settings), **options)
+        return 0
+    # Several workers: uvicorn starts each as a new interpreter that builds its app from the
+    # environment (``create_app()`` reads the settings), so this command's options go there too,
+    # with the folder where the workers keep their metrics; they log as this process does.
+    with _metrics_folder(settings) as folder:
+        environment = {f"ALPHANODE_{name.upper()}": str(value) for name, value in overrides.items()}
+        environment[MULTIPROC_ENV] = folder
+        with _environment(environment):
+            uvicorn.run(
+                "server.app:create_app",
+                factory=True,
+                log_config=_log_config(logging.getLogger().level),
+                **options,
+            )
     return 0
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _log_config(level: int) -> dict[str, Any]:
+    """uvicorn's logging, and the root logger's as ``main`` sets it: for each worker to apply."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["alphanode"] = {"format": LOG_FORMAT}
+    config["handlers"]["alphanode"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "alphanode",
+        "stream": "ext://sys.stderr",
+    }
+    config["root"] = {"handlers": ["alphanode"], "level": logging.getLevelName(level)}
+    return config
+
+
+# prometheus-client's multiprocess mode (server/observe.py); not imported from there, so that this
+# process, which serves nothing, does not load the metrics library.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_FILES = ("counter_*.db", "gauge_*.db", "histogram_*.db", "summary_*.db")
+
+
+@contextlib.contextmanager
+def _metrics_folder(settings: Settings) -> Iterator[str]:
+    """The folder where the workers of this instance keep their metrics, with none of an earlier
+    run's in it: ``ALPHANODE_METRICS_DIR`` (created if need be), or a new temporary folder
+    removed at the end."""
+    if settings.metrics_dir is None:
+        folder = tempfile.mkdtemp(prefix="alphanode-metrics-")
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    path = Path(settings.metrics_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    for pattern in METRICS_FILES:  # only the metrics' files: the folder may hold something else
+        for stale in path.glob(pattern):
+            stale.unlink(missing_ok=True)
+    yield str(path)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with these values, as it was again afterwards."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _check_store(settings: Settings) -> None:
@@ -358,6 +440,16 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alphanode", description="alphanode content API: import, export, serve.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and decisions")
@@ -394,6 +486,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("serve", cmd_serve, "serve GraphQL (and GraphiQL) over HTTP with uvicorn")
     p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    p.add_argument(
+        "--workers",
+        type=_at_least_one,
+        help="server processes sharing the port (default $ALPHANODE_WORKERS, or 1)",
+    )
 
     p = command("export-schema", cmd_export_schema, "write the GraphQL schema in SDL")
     p.add_argument("--out", default="schema.graphql", help="file to write, - for stdout (default schema.graphql)")
@@ -433,7 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
         stream=sys.stderr,
     )
     try:

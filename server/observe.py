@@ -2,16 +2,29 @@
 
 Tokens never reach any of them: the log line names the viewer's token by its
 name only.
+
+Metrics of one process are kept in its memory. Workers of one instance (``alphanode serve
+--workers N``) keep theirs in files of a folder they share instead, prometheus-client's
+multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR``, which the serve command sets before the
+workers start (the library reads it once, when it is first imported), so that ``/metrics``,
+whichever worker answers it, adds up the instance's. Counters and histograms are summed over
+every worker the instance has run, those that died included; a gauge is combined over the
+workers alive (``multiprocess_mode``), the files of dead ones being removed at the next scrape.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import logging
+import os
+import re
 import time
 from dataclasses import dataclass, field
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 log = logging.getLogger("alphanode.request")
 
@@ -56,11 +69,28 @@ class RequestStats:
         return ", ".join(parts)
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The folder of the workers' metrics when this process keeps its metrics there, else None.
+
+    The library chose where values live when it was imported: with the variable set later, this
+    process's metrics are in its memory, and it reports them alone.
+    """
+    folder = os.environ.get(MULTIPROC_ENV)
+    if not folder or values.ValueClass is values.MutexValue:
+        return None
+    return folder
+
+
 class Metrics:
-    """The service's Prometheus metrics, in a registry of its own (one per app)."""
+    """The service's Prometheus metrics, in a registry of its own (one per app); with several
+    workers, in the workers' shared folder, added up over them at each scrape."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.folder = multiprocess_dir()
         self.duration = Histogram(
             "alphanode_request_duration_seconds",
             "GraphQL request duration, by operation name, kind and cache result.",
@@ -90,19 +120,26 @@ class Metrics:
             ("operation",),
             registry=self.registry,
         )
+        # Of an instance's workers: 0 when any of them finds the backend down.
         self.cache_up = Gauge(
             "alphanode_cache_up",
             "1 while the cache backend answers (the in-process cache always does), 0 while it is down.",
             registry=self.registry,
+            multiprocess_mode="livemin",
         )
         self.cache_up.set(1)
+        # Each worker has a cache of its own: the instance holds their sum.
         self.cache_bytes = Gauge(
             "alphanode_response_cache_bytes",
             "Bytes of response bodies the in-process cache holds (bounded by ALPHANODE_CACHE_MAX_BYTES).",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.cache_entries = Gauge(
-            "alphanode_response_cache_entries", "Responses the in-process cache holds.", registry=self.registry
+            "alphanode_response_cache_entries",
+            "Responses the in-process cache holds.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.imports = Counter(
             "alphanode_import_documents_total",
@@ -127,8 +164,55 @@ class Metrics:
         """Note whether the cache backend answers."""
         self.cache_up.set(1 if up else 0)
 
+    def cache_size(self, held_bytes: int, entries: int) -> None:
+        """Note what the in-process cache holds (it calls this as it changes)."""
+        self.cache_bytes.set(held_bytes)
+        self.cache_entries.set(entries)
+
+    def purged_keys(self, count: int) -> None:
+        """Count surrogate keys this process purged from its cache."""
+        self.purged.inc(count)
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The exposition: this process's metrics, or with several workers the instance's."""
+        if self.folder is None:
+            return generate_latest(self.registry)
+        forget_dead_workers(self.folder)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.folder)
+        return generate_latest(registry)
+
+    def retire(self) -> None:
+        """This process stops: its gauges leave the instance's (its counters stay in the sums)."""
+        if self.folder is not None:
+            mark_process_dead(os.getpid(), self.folder)
+
+
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
+
+
+def forget_dead_workers(folder: str) -> list[int]:
+    """Remove the gauges of workers that no longer run (killed, say, so they could not say so
+    themselves); the process ids whose gauges went. What ``mark_process_dead`` does, for every
+    dead worker found, and without failing when another worker's scrape removes a file first."""
+    dead = set()
+    for path in glob.glob(os.path.join(folder, "gauge_live*_*.db")):
+        found = _LIVE_GAUGE_FILE.fullmatch(os.path.basename(path))
+        if found is not None and not _running(int(found[1])):
+            dead.add(int(found[1]))
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+    return sorted(dead)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a process of another user has the number now: not a worker of ours
+        return False
+    return True
 
 
 def log_request(stats: RequestStats, method: str, path: str) -> None:

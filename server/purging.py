@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -44,11 +45,13 @@ class Purger:
         *,
         interval: float = 0.1,
         webhook: str | None = None,
+        on_purged: Callable[[int], None] | None = None,
     ) -> None:
         self.engine = engine
         self.cache = cache
         self.interval = interval
         self.webhook = webhook
+        self.on_purged = on_purged  # told how many surrogate keys each purge dropped (metrics)
         self.last = 0
         self.purged_keys = 0
         self._task: asyncio.Task[None] | None = None
@@ -106,6 +109,8 @@ class Purger:
             split = keys.split()
             await self.cache.purge(split, log_id)  # never raises for a cache that is down
             self.purged_keys += len(split)
+            if self.on_purged is not None:
+                self.on_purged(len(split))
             sent += split
             self.last = max(self.last, log_id)  # the write path polls too, concurrently
         if self._client is not None:

@@ -84,7 +84,9 @@ class Services:
         purger: Purger | None = None
         if settings.cache:
             cache = (
-                RedisCache(redis, settings.redis_prefix) if redis is not None else MemoryCache(settings.cache_max_bytes)
+                RedisCache(redis, settings.redis_prefix)
+                if redis is not None
+                else MemoryCache(settings.cache_max_bytes, on_size=metrics.cache_size)
             )
         persisted = PersistedQueries(
             Path(settings.persisted_dir) if settings.persisted_dir else OPERATIONS_DIR,
@@ -100,6 +102,7 @@ class Services:
                 cache if cache is not None else MemoryCache(0),
                 interval=settings.purge_interval,
                 webhook=settings.purge_webhook,
+                on_purged=metrics.purged_keys,
             )
             await purger.start()
         listeners: list[Any] = [_poll(purger)] if purger is not None else []
@@ -145,6 +148,7 @@ class Services:
             await self.redis.stop()
         await self.pool.close()
         await self.engine.dispose()
+        self.metrics.retire()
         collector.release()
 
 

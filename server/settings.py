@@ -20,10 +20,23 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the store: sqlite:///path (default, relative to the working "
         "directory) or postgresql://user@host/db",
     )
-    host: str = "127.0.0.1"
-    port: int = 8000
-    env: Literal["development", "production"] = "development"
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    host: str = Field(default="127.0.0.1", description="Interface `alphanode serve` listens on")
+    port: int = Field(default=8000, description="Port `alphanode serve` listens on")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="Server processes `alphanode serve` runs on the one port, each serving the whole API "
+        "with indexes and caches of its own (see README, Workers); a worker that dies is replaced",
+    )
+    metrics_dir: str | None = Field(
+        default=None,
+        description="With several workers: the folder where they keep their metrics for /metrics to add up, "
+        "emptied of them at start (default: a new temporary folder, removed on exit)",
+    )
+    env: Literal["development", "production"] = Field(
+        default="development", description="production serves GraphiQL to editors only"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="uvicorn's log level")
     read_pool_size: int | None = Field(
         default=None,
         ge=1,

@@ -11,6 +11,7 @@ import time
 from typing import IO
 
 import httpx2
+import psutil
 
 from tests.conftest import ROOT
 
@@ -49,13 +50,16 @@ def start_server(
     database_url: str | None = None,
     env: dict[str, str] | None = None,
     output: IO[bytes] | int | None = subprocess.PIPE,
+    workers: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """``alphanode serve`` (as ``python -m server.cli serve``) on ``port`` of 127.0.0.1, from the
-    repository's root; its standard error goes with its output to ``output`` unless that is a pipe.
-    Stop it with :func:`stop_process`."""
+    repository's root, with ``--workers`` when given; its standard error goes with its output to
+    ``output`` unless that is a pipe. Stop it with :func:`stop_process`."""
     command = [sys.executable, "-m", "server.cli", "serve", "--port", str(port)]
     if database_url is not None:
         command += ["--database", database_url]
+    if workers is not None:
+        command += ["--workers", str(workers)]
     stderr = subprocess.PIPE if output == subprocess.PIPE else subprocess.STDOUT
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=stderr)
 
@@ -73,3 +77,16 @@ def wait_until_healthy(base: str, server: subprocess.Popen[bytes]) -> httpx2.Res
                 if time.monotonic() > deadline:
                     raise AssertionError(f"no answer from {base}/healthz within {STARTUP_TIMEOUT}s") from None
                 time.sleep(0.1)
+
+
+def worker_pids(server: subprocess.Popen[bytes]) -> list[int]:
+    """The worker processes of ``alphanode serve --workers N`` running now: the children uvicorn's
+    supervisor (the server's own process) started through multiprocessing's spawn, by id."""
+    found = []
+    for child in psutil.Process(server.pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                found.append(child.pid)
+        except psutil.NoSuchProcess:  # it ended meanwhile (ZombieProcess is one)
+            continue
+    return sorted(found)
