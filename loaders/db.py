@@ -10,7 +10,11 @@ snapshot and, with aiosqlite, starts a thread whenever the pool runs dry.
 
 SQLite connections are aiosqlite's (a thread each, one hop per statement with
 ``execute_fetchall``), opened read-only (``query_only``). PostgreSQL connections
-come from an asyncpg pool, in REPEATABLE READ, READ ONLY transactions.
+come from an asyncpg pool, in REPEATABLE READ, READ ONLY transactions. Nothing of
+a read outlives its transaction on the server (no session setting, lock or
+cursor), so that it works through a pooler in transaction mode, where each
+transaction of a connection may run on another server session; with the URL's
+``pgbouncer=true`` asyncpg keeps no prepared statement either (``models.engine``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import aiosqlite
 import asyncpg
 from sqlalchemy.engine import URL
 
-from models.engine import REQUEST_BUSY_TIMEOUT_MS, normalize_url
+from models.engine import REQUEST_BUSY_TIMEOUT_MS, behind_pgbouncer, normalize_url
 from models.search import SQLITE_INSTANCES_DDL
 
 from .sql import Dialect, Sql
@@ -275,23 +279,42 @@ class SqliteReadPool(ReadPool):
 
 
 class _PostgresConnection(ReadConnection):
-    __slots__ = ("conn", "transaction")
+    __slots__ = ("begin_sql", "conn", "open")
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, begin_sql: str) -> None:
         self.conn = conn
-        self.transaction: Any = None
+        self.begin_sql = begin_sql
+        self.open = False
 
     async def begin(self) -> None:
-        self.transaction = self.conn.transaction(isolation="repeatable_read", readonly=True)
-        await self.transaction.start()
+        # From here on ``end`` rolls back, whatever part of the BEGIN ran before a failure or a
+        # cancellation (asyncpg waits for a cancelled statement to be settled before the next).
+        self.open = True
+        await self.conn.execute(self.begin_sql)
 
     async def fetch(self, text: str, params: Sequence[Any]) -> list[Row]:
         return list(await self.conn.fetch(text, *params))
 
     async def end(self) -> None:
-        if self.transaction is not None:
-            transaction, self.transaction = self.transaction, None
-            await transaction.rollback()
+        if self.open:
+            self.open = False
+            await self.conn.execute("ROLLBACK")
+
+
+def begin_statement(request_timeout: float | None) -> str:
+    """What starts a read transaction: BEGIN and, with a request time limit, the server's limits for it.
+
+    One simple query of three statements, a single round trip. The limits are ``SET LOCAL``, for
+    this transaction alone: settings of the session (the start-up packet's, or a SET) would not
+    reach the server session that runs it behind a pooler in transaction mode (PgBouncer refuses
+    a start-up parameter it does not know of, or with ``ignore_startup_parameters`` drops it), and
+    a SET would stay on a server session that other clients' transactions use next.
+    """
+    begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    if request_timeout is None:
+        return begin
+    limit = round((request_timeout + STATEMENT_TIMEOUT_MARGIN) * 1000)  # milliseconds
+    return f"{begin}; SET LOCAL statement_timeout = {limit}; SET LOCAL idle_in_transaction_session_timeout = {limit}"
 
 
 async def _learn_array_types(conn: asyncpg.Connection) -> None:
@@ -299,35 +322,41 @@ async def _learn_array_types(conn: asyncpg.Connection) -> None:
 
     asyncpg asks the server about an array type the first time a connection binds
     one (three statements: jit off, the type query, jit back); doing it here keeps
-    it out of the first requests on each connection.
+    it out of the first requests on each connection. In a transaction, so that the
+    three run on one server session behind a pooler in transaction mode: jit is
+    turned back on where it was turned off.
     """
-    await conn.prepare("SELECT $1::int4[], $2::varchar[], $3::text[]")
+    async with conn.transaction():
+        await conn.prepare("SELECT $1::int4[], $2::varchar[], $3::text[]")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Give a connection back as it is, without asyncpg's reset query (one more statement per request).
 
     A read connection changes no session state (no SET, LISTEN, advisory lock or
-    cursor), and its transaction has ended; asyncpg still rolls back one left open.
+    cursor: its limits are SET LOCAL), and its transaction has ended; asyncpg still
+    rolls back one left open.
     """
 
 
 class PostgresReadPool(ReadPool):
     dialect: Dialect = "postgresql"
 
-    def __init__(self, pool: asyncpg.Pool, size: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, size: int, begin_sql: str) -> None:
         super().__init__()
         self.pool = pool
         self.size = size
+        self.begin_sql = begin_sql
         self._trace: StatementHook | None = None
         self._traced: weakref.WeakSet[Any] = weakref.WeakSet()
 
     @classmethod
     async def create(cls, url: URL, size: int, request_timeout: float | None = None) -> PostgresReadPool:
-        server_settings: dict[str, str] = {}
-        if request_timeout is not None:
-            limit = str(round((request_timeout + STATEMENT_TIMEOUT_MARGIN) * 1000))  # milliseconds
-            server_settings = {"statement_timeout": limit, "idle_in_transaction_session_timeout": limit}
+        options: dict[str, Any] = {}
+        if behind_pgbouncer(url):
+            # A kept statement lives on the server session that prepared it, which the next
+            # transaction may not run on: each is prepared unnamed instead (one round trip more).
+            options["statement_cache_size"] = 0
         pool = await asyncpg.create_pool(
             host=url.host or None,
             port=url.port or None,
@@ -340,9 +369,9 @@ class PostgresReadPool(ReadPool):
             max_size=size,
             init=_learn_array_types,
             reset=_keep_session,
-            server_settings=server_settings or None,  # in the start-up packet: no statement more
+            **options,
         )
-        return cls(pool, size)
+        return cls(pool, size, begin_statement(request_timeout))
 
     async def acquire(self) -> ReadConnection:
         conn = await self.pool.acquire()
@@ -351,7 +380,7 @@ class PostgresReadPool(ReadPool):
             if raw not in self._traced:
                 self._traced.add(raw)
                 conn.add_query_logger(self._log_query)
-        return _PostgresConnection(conn)
+        return _PostgresConnection(conn, self.begin_sql)
 
     def _log_query(self, record: Any) -> None:
         if self._trace is not None:

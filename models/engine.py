@@ -21,6 +21,9 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # time limit (10 s), so that a request gets DATABASE_BUSY in time rather than TIMEOUT; a writer of this
 # process waits for the others of this process in order (graph.context.Writer), not here.
 REQUEST_BUSY_TIMEOUT_MS = 5_000
+# The PostgreSQL URL's option for a pooler in transaction mode between the API and the server
+# (PgBouncer's pool_mode = transaction): ``postgresql://user@pooler:6432/db?pgbouncer=true``.
+PGBOUNCER = "pgbouncer"
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -33,7 +36,25 @@ def normalize_url(url: str | URL) -> URL:
         parsed = parsed.set(drivername="postgresql+asyncpg")
     elif backend not in ("sqlite", "postgresql"):
         raise ValueError(f"unsupported database {backend!r}: use a sqlite:// or postgresql:// URL")
+    if PGBOUNCER in parsed.query and backend != "postgresql":
+        raise ValueError(f"{PGBOUNCER}= is an option of postgresql:// URLs")
+    behind_pgbouncer(parsed)  # a value other than true or false is refused here, whoever opens the store
     return parsed
+
+
+def behind_pgbouncer(url: URL) -> bool:
+    """Whether the URL says ``pgbouncer=true``: a pooler in transaction mode stands between the API and
+    PostgreSQL, so that one client connection's transactions may each run on another server session.
+
+    Then nothing may outlive a transaction on the server: the drivers keep no prepared statement (each
+    statement is parsed in its own transaction, unnamed), and nothing else the API does needs a session
+    of its own (read limits are ``SET LOCAL`` in each read transaction, see ``loaders.db``; the
+    refresh lock of ``store.similar`` is transaction-scoped).
+    """
+    value = url.query.get(PGBOUNCER, "false")
+    if value not in ("true", "false"):
+        raise ValueError(f"{PGBOUNCER}={value!r} in the database URL: use {PGBOUNCER}=true or leave it out")
+    return value == "true"
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:
@@ -64,8 +85,33 @@ def create_engine(
     # A server that restarted has ended every session the pool holds: each is tried (a round trip)
     # when taken from the pool and replaced when dead, so that no write or health check after the
     # restart meets one (without it, the first use of each fails and only then is the pool renewed).
+    # SQLAlchemy tries it inside a transaction of its own, which a pooler in transaction mode needs.
     kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(parsed, **kwargs)
+    engine = create_async_engine(parsed, **kwargs)
+    if PGBOUNCER in parsed.query:
+        # The engine keeps the URL as given (migrations and the refresher open theirs from it);
+        # the option is the API's, not asyncpg's, and is taken out of what asyncpg is given.
+        event.listen(engine.sync_engine, "do_connect", _connect_through_pgbouncer)
+    return engine
+
+
+def _connect_through_pgbouncer(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+    """asyncpg's connection arguments for the URL's ``pgbouncer=`` option.
+
+    With ``pgbouncer=true``, neither asyncpg nor SQLAlchemy's asyncpg dialect keeps prepared
+    statements: each statement is prepared unnamed in the transaction that runs it. A kept one would
+    live on whichever server session prepared it, and the next transaction of this connection may
+    run on another ("prepared statement __asyncpg_stmt_… does not exist"), or on a session where
+    another client's statement holds that name ("already exists"). Unnamed statements need nothing
+    of PgBouncer (1.18 has no prepared-statement support) and leave nothing behind; SQLAlchemy's
+    suggestion for PgBouncer, names of one's own (``prepared_statement_name_func``), leaves
+    statements prepared on server sessions until those end.
+    """
+    if params.pop(PGBOUNCER) == "true":
+        # asyncpg's own cache (executemany, COPY, type look-ups); without it asyncpg (0.32) names no
+        # statement, not even those the dialect prepares.
+        params["statement_cache_size"] = 0
+        params["prepared_statement_cache_size"] = 0  # the dialect's
 
 
 _SYNC_TWINS: weakref.WeakKeyDictionary[AsyncEngine, Engine] = weakref.WeakKeyDictionary()

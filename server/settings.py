@@ -18,7 +18,8 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy URL of the store: sqlite:///path (default, relative to the working "
-        "directory) or postgresql://user@host/db",
+        "directory) or postgresql://user@host/db (with ?pgbouncer=true through PgBouncer or another pooler "
+        "in transaction mode: no prepared statement is kept; see models.engine)",
     )
     host: str = Field(default="127.0.0.1", description="Interface `alphanode serve` listens on")
     port: int = Field(default=8000, description="Port `alphanode serve` listens on")

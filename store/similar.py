@@ -756,6 +756,7 @@ _COLUMNS = ("post_id", "rank", "similar_id", "score", "reasons")  # in table ord
 # read while another refresh writes sees half of it. SQLite's write lock already makes them take
 # turns. The key is arbitrary and fixed ("an_sim").
 SIMILAR_LOCK_KEY = 0x616E5F73696D
+LOCK_RETRY = 0.05  # seconds between tries for the refresh lock while another refresh holds it
 PLAN_ATTEMPTS = 5  # a plan whose marks meet a concurrent write's (PostgreSQL) is made again
 
 
@@ -764,14 +765,21 @@ async def _one_refresh_at_a_time(engine: AsyncEngine) -> AsyncIterator[None]:
     """Hold the refresh lock for the whole refresh (PostgreSQL): a transaction of its own holds it.
 
     A transaction-scoped lock, not a session one, so that it works through a pooler in
-    transaction mode; the transaction writes nothing.
+    transaction mode; the transaction writes nothing. The lock is tried, and tried again a
+    moment later in a new transaction, never waited for inside one: a transaction waiting on
+    the server holds a server session, and behind a pooler with few of them the refresh that
+    holds the lock could wait for a session that the refreshes waiting for it hold.
     """
     if engine.dialect.name != "postgresql":
         yield
         return
-    async with engine.connect() as conn, conn.begin():
-        await conn.execute(select(func.pg_advisory_xact_lock(SIMILAR_LOCK_KEY)))
-        yield
+    async with engine.connect() as conn:
+        while True:
+            async with conn.begin():
+                if await conn.scalar(select(func.pg_try_advisory_xact_lock(SIMILAR_LOCK_KEY))):
+                    yield
+                    return
+            await asyncio.sleep(LOCK_RETRY)
 
 
 def _serialization_failure(exc: BaseException) -> bool:

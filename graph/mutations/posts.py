@@ -48,10 +48,19 @@ def _source_id(post_id: str) -> str | None:
     return key if type_name == "Post" else None
 
 
-def _writer(info: Info) -> Writer:
+async def _writer(info: Info) -> Writer:
+    """The writer, once the request's read transaction has ended.
+
+    A write takes connections of its own (the write engine's): the request gives its read
+    connection back first, so that it never holds one while it waits for another. Behind a pooler
+    in transaction mode both come from the same few server sessions, and mutations that each held
+    a read transaction while they waited for a write connection would wait for each other. What a
+    mutation answers is read afresh after its write (``_load_post``).
+    """
     writer = info.context.writer
     if writer is None:  # pragma: no cover - the app always sets one
         raise ApiError("this server does not accept writes")
+    await info.context.db.close()
     return writer
 
 
@@ -63,8 +72,8 @@ async def _saved(info: Info, saved: edit.Saved) -> PostSaved:
 async def _load_post(info: Info, post_id: int) -> Post:
     """The post as written: read, with all it holds, in a snapshot taken after the edit committed.
 
-    The request's first snapshot began before the write (at the token's look-up), so the
-    context gets a new database handle and loaders; the old handle's snapshot ends here.
+    The request's first snapshot began before the write (at the token's look-up) and ended
+    before it (``_writer``), so the context gets a new database handle and loaders.
     """
     context = info.context
     await context.db.close()
@@ -78,7 +87,7 @@ async def _load_post(info: Info, post_id: int) -> Post:
 async def _run(info: Info, edit_fn: Callable[..., edit.Saved], *args: Any, **kwargs: Any) -> Any:
     """Run an edit; map the store's errors to result types."""
     try:
-        saved = await _writer(info).run(edit_fn, *args, **kwargs)
+        saved = await (await _writer(info)).run(edit_fn, *args, **kwargs)
     except edit.Invalid as exc:
         return ValidationError.from_problems(exc.problems)
     except edit.NotFound as exc:
@@ -90,7 +99,7 @@ async def _run(info: Info, edit_fn: Callable[..., edit.Saved], *args: Any, **kwa
 
 async def _post_id(info: Info, id: str) -> int | None:
     source_id = _source_id(id)
-    return None if source_id is None else await _writer(info).post_id(source_id)
+    return None if source_id is None else await (await _writer(info)).post_id(source_id)
 
 
 def _not_found(id: str) -> NotFound:
@@ -125,7 +134,7 @@ class Mutation:
                 message=exc.describe(),
                 fields=[FieldError(path=["text"], code=ValidationCode.PARSE_ERROR, message=exc.describe())],
             )
-        writer = _writer(info)
+        writer = await _writer(info)
         async with writer.turn():
             receipt = await import_sources(
                 writer.engine,

@@ -3,8 +3,9 @@
 Statements are counted where the driver receives them, on every connection of
 the app's read pool, while the app serves real requests through ``TestClient``:
 SQLite's own trace callback, or asyncpg's query logger on PostgreSQL. The counts
-are the same on both: asyncpg's BEGIN is ``BEGIN ISOLATION LEVEL REPEATABLE READ
-READ ONLY;`` and its ROLLBACK ``ROLLBACK;``, and the read pool neither resets a
+are the same on both: PostgreSQL's BEGIN is one query (``BEGIN ISOLATION LEVEL
+REPEATABLE READ READ ONLY`` with the request's limits, ``SET LOCAL``, in the same
+round trip), and its ROLLBACK ``ROLLBACK``, and the read pool neither resets a
 connection it gets back (asyncpg's reset query would be one more statement per
 request) nor lets asyncpg look up array types during a request (see ``loaders.db``).
 """

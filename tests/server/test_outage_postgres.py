@@ -512,11 +512,14 @@ def test_a_slow_postgres_costs_requests_their_time_limit_never_the_pool_a_connec
         async def run() -> None:
             async with app.router.lifespan_context(app):
                 pool = app.state.read_pool
-                raw = await pool.pool.acquire()
-                try:  # the server ends a read statement a little after the request time limit
-                    assert await raw.fetchval("SHOW statement_timeout") == "2s"
+                conn = await pool.acquire()
+                try:  # the server ends a read statement (or transaction) a little after the request time limit
+                    await conn.begin()
+                    for setting in ("statement_timeout", "idle_in_transaction_session_timeout"):
+                        assert [tuple(row) for row in await conn.fetch(f"SHOW {setting}", ())] == [("2s",)]
+                    await conn.end()
                 finally:
-                    await pool.pool.release(raw)
+                    await pool.release(conn)
                 transport = httpx2.ASGITransport(app=app)
                 async with httpx2.AsyncClient(transport=transport, base_url="http://test", timeout=30) as http:
                     warm = await asyncio.gather(*(ask(http, n) for n in range(pool.size)))
