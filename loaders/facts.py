@@ -29,9 +29,10 @@ the posts it changed in ``purge_log`` with that version, in its own transaction
 (``store/purge.py``). A request whose snapshot is at a later version than the
 index applies the logged changes to a copy of it, reading them in the request's
 own snapshot: a few rows per edit. When more than ``DELTA_LIMIT`` posts changed,
-or the log no longer holds every version since the index's (it is pruned after a
-day), the index is loaded again whole, about a second at 100,000 posts. Indexes
-are immutable once built: requests at the old version keep using theirs.
+or the log no longer holds every version since the index's (rows older than an
+hour are pruned: ``server.purging.RETENTION``), the index is loaded again whole,
+about a second at 100,000 posts. Indexes are immutable once built: requests at
+the old version keep using theirs.
 """
 
 from __future__ import annotations
