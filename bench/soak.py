@@ -1170,7 +1170,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     if result.get("fill"):
         fill = result["fill"]
         title += (
-            f"\nafter a fill of {fill['seconds']:.0f} s (reads at saturation; response cache "
+            f"\nafter a fill of {fill['seconds']:.0f} s (at saturation; response cache "
             f"{fill['response_cache_mib']['after']} MiB, USS {fill['uss_mib']['after']} MiB)"
         )
     figure.suptitle(title)
@@ -1252,7 +1252,8 @@ def _fill_line(fill: dict[str, Any] | None) -> str:
         return "no fill before the soak (--fill-minutes 0)"
     cache, uss = fill["response_cache_mib"], fill["uss_mib"]
     return (
-        f"fill (reads at saturation): {fill['seconds']:.0f} s, {fill['requests']:,} requests, {fill['errors']} errors; "
+        f"fill at saturation (reads, then the mix): {fill['seconds']:.0f} s, {fill['requests']:,} requests, "
+        f"{fill['errors']} errors; "
         f"response cache {cache['before']} -> {cache['after']} MiB of {cache['bound']}; "
         f"server USS {uss['before']} -> {uss['after']} MiB; ended: {fill['ended']}"
     )
@@ -1504,7 +1505,7 @@ async def session(
         if config.fill_seconds > 0:
             result["fill"] = fill = await _fill(traffic, server, config.fill_seconds)
             _say(
-                f"fill: reads at saturation for {fill['seconds']:.0f} s ({fill['requests']:,} requests, "
+                f"fill at saturation (reads, then the mix) for {fill['seconds']:.0f} s ({fill['requests']:,} requests, "
                 f"{fill['errors']} errors): response cache {fill['response_cache_mib']['before']} -> "
                 f"{fill['response_cache_mib']['after']} MiB, USS {fill['uss_mib']['before']} -> "
                 f"{fill['uss_mib']['after']} MiB; ended: {fill['ended']}"
