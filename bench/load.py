@@ -11,6 +11,7 @@ line from ``done()``. Memory is the server process's ``VmRSS`` (now) and
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import shutil
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAPHQL_APP = "server.app:create_app"
@@ -146,27 +148,53 @@ def serve(
         "warning",
     ]
     environment = {**os.environ, "ALPHANODE_DATABASE_URL": database_url, **(env or {})}
+    with run_server(app, command, port, environment, log, startup_timeout) as server:
+        yield server
+
+
+@contextmanager
+def run_server(
+    name: str, command: list[str], port: int, env: dict[str, str], log: Path, startup_timeout: float = 120.0
+) -> Iterator[Server]:
+    """Run ``command`` (a server on ``port``) until the block ends, once ``/healthz`` answers 200.
+
+    Stopped with SIGTERM (a supervisor stops its workers), then SIGKILL to whatever of its
+    process tree is left, even when the block raises.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT)
-        server = Server(app, port, process)
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        server = Server(name, port, process)
         try:
             deadline = time.monotonic() + startup_timeout
             while not _healthy(port):
                 if process.poll() is not None:
-                    raise RuntimeError(f"{app} exited with {process.returncode} on start; see {log}")
+                    raise RuntimeError(f"{name} exited with {process.returncode} on start; see {log}")
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{app} did not answer /healthz within {startup_timeout:.0f} s; see {log}")
+                    raise RuntimeError(f"{name} did not answer /healthz within {startup_timeout:.0f} s; see {log}")
                 time.sleep(0.1)
             yield server
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL to what is left of the process and its children (a server's workers)."""
+    if process.poll() is not None:
+        return
+    children: list[psutil.Process] = []
+    with contextlib.suppress(psutil.Error):
+        children = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
 
 
 def _lua_string(data: bytes) -> str:

@@ -43,8 +43,6 @@ import datetime as dt
 import os
 import random
 import resource
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -154,41 +152,10 @@ def serve(url: str, workers: int, log: Path, startup_timeout: float = 120.0) -> 
     port = load.free_port()
     command = [sys.executable, "-m", "server.cli", "serve", "--database", url]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=_environment(), stdout=output, stderr=subprocess.STDOUT)
-        server = load.Server(f"alphanode serve --workers {workers}", port, process)
-        try:
-            deadline = time.monotonic() + startup_timeout
-            while not load._healthy(port):
-                if process.poll() is not None:
-                    raise RuntimeError(f"the server exited with {process.returncode} on start; see {log}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the server did not answer /healthz within {startup_timeout:.0f} s; see {log}")
-                time.sleep(0.1)
-            _settle(server, workers)
-            yield server
-        finally:
-            _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (the supervisor stops its workers), then SIGKILL to what is left of this server's processes."""
-    if process.poll() is not None:
-        return
-    children: list[psutil.Process] = []
-    with contextlib.suppress(psutil.Error):
-        children = psutil.Process(process.pid).children(recursive=True)
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    _, alive = psutil.wait_procs(children, timeout=10)
-    for child in alive:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
+    name = f"alphanode serve --workers {workers}"
+    with load.run_server(name, command, port, _environment(), log, startup_timeout) as server:
+        _settle(server, workers)
+        yield server
 
 
 def _connections(server: load.Server, workers: int) -> dict[int, int]:
