@@ -33,8 +33,15 @@ def free_port() -> int:
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds; waits for it."""
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds; waits for it.
+
+    Its children (a supervisor's workers) are found first and killed if still running after it:
+    a supervisor killed with SIGKILL would leave them serving, orphaned.
+    """
+    children: list[psutil.Process] = []
     if process.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            children = psutil.Process(process.pid).children(recursive=True)
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
     try:
@@ -42,6 +49,10 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=timeout)
+    _, alive = psutil.wait_procs(children, timeout=timeout)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
 
 
 def start_server(
