@@ -52,6 +52,7 @@ import orjson
 
 from .aggregates import store_version
 from .db import ReadPool, RequestDb
+from .memory import release_memory
 from .postings import Text, json_numbers
 from .sql import Dialect, keys_param, sql
 
@@ -539,6 +540,8 @@ class FactIndex:
             facts = await self._delta(db, current, version) if current is not None else None
             if facts is None:
                 facts = await self._load(db, version)
+                self.current = facts
+                await _give_back_memory(db)
             self.current = facts
         return facts if facts.usable else None
 
@@ -605,6 +608,14 @@ class FactIndex:
 
 
 _COLUMNS = ("id", *SCALARS, *FLAGS, *NUMBERS, "last_reviewed")
+
+
+async def _give_back_memory(db: RequestDb) -> None:
+    """After a full load: SQLite's page cache lets go of the pages the load scanned, and the C heap
+    returns what the load freed (``loaders.memory``); the index itself is a fraction of both."""
+    if db.dialect == "sqlite":
+        await db.fetch("PRAGMA shrink_memory")
+    release_memory()
 
 
 def kept_matches(facts: Facts, key: Hashable) -> Any:
