@@ -186,6 +186,9 @@ def test_a_public_get_is_a_miss_then_a_hit_of_the_same_object(fleet: Fleet) -> N
     reordered = fleet.varnish.get("/graphql", params=params)
     assert str(reordered.request.url) != str(first.request.url)
     assert cache_of(reordered) == "HIT" and object_of(reordered) == object_of(second)
+    # A browser's cookies do not matter to the API, nor to Varnish.
+    with_cookie = page(fleet.varnish, reference, headers={"Cookie": "session=1"})
+    assert cache_of(with_cookie) == "HIT" and object_of(with_cookie) == object_of(second)
     # And a conditional GET with its ETag is a 304 from Varnish, without a body.
     revalidated = page(fleet.varnish, reference, headers={"If-None-Match": first.headers["etag"]})
     assert revalidated.status_code == 304
