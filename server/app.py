@@ -26,6 +26,9 @@ from .settings import Settings
 
 log = logging.getLogger("alphanode.server")
 
+# /healthz and /metrics describe this instance now: no cache in front may keep them.
+NO_STORE = {"Cache-Control": "no-store"}
+
 OPERATIONS_DIR = Path(__file__).parent / "operations"
 
 
@@ -51,17 +54,17 @@ async def healthz(request: Request) -> Response:
             log.exception("health check: the database does not answer")
         else:
             log.warning("health check: %s (%s)", trouble.message, exc.__class__.__name__)
-        return JSONResponse({"status": "error", "database": "unavailable", **cache}, status_code=503)
+        return JSONResponse({"status": "error", "database": "unavailable", **cache}, status_code=503, headers=NO_STORE)
     writes = sqlite_write_trouble(engine.url.database or "") if sqlite else None
     if writes is not None:  # readers are served; writes answer 503 with this code
-        return JSONResponse({"status": "degraded", "database": "ok", "writes": writes.code, **cache})
-    return JSONResponse({"status": "ok", "database": "ok", **cache})
+        return JSONResponse({"status": "degraded", "database": "ok", "writes": writes.code, **cache}, headers=NO_STORE)
+    return JSONResponse({"status": "ok", "database": "ok", **cache}, headers=NO_STORE)
 
 
 async def metrics(request: Request) -> Response:
     """Prometheus metrics of this process, or of every worker of the instance (``server.observe``)."""
     services: Services = request.app.state.services
-    return Response(services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8", headers=NO_STORE)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -114,6 +114,12 @@ class Metrics:
         self.purged = Counter(
             "alphanode_cache_purged_keys_total", "Surrogate keys purged from the cache.", registry=self.registry
         )
+        self.varnish_purges = Counter(
+            "alphanode_varnish_purges_total",
+            "PURGE requests sent to Varnish (ALPHANODE_VARNISH_PURGE_URLS), by result: ok or failed.",
+            ("result",),
+            registry=self.registry,
+        )
         self.cache_errors = Counter(
             "alphanode_cache_errors_total",
             "Calls to the cache backend (Redis) that failed, by operation.",
@@ -172,6 +178,10 @@ class Metrics:
     def purged_keys(self, count: int) -> None:
         """Count surrogate keys this process purged from its cache."""
         self.purged.inc(count)
+
+    def varnish_purged(self, ok: bool) -> None:
+        """Count a PURGE sent to a Varnish, and whether it succeeded."""
+        self.varnish_purges.labels("ok" if ok else "failed").inc()
 
     def render(self) -> bytes:
         """The exposition: this process's metrics, or with several workers the instance's."""

@@ -23,7 +23,7 @@ from . import collector
 from .caching import MemoryCache, RedisCache, RedisLink, ResponseCache
 from .observe import Metrics
 from .persisted import PersistedQueries
-from .purging import Purger
+from .purging import Purger, varnish_urls
 from .settings import Settings
 
 OPERATIONS_DIR = Path(__file__).parent / "operations"
@@ -96,13 +96,17 @@ class Services:
         )
         if redis is not None:
             await redis.start()  # never fails: a Redis that does not answer is down, and watched
-        if cache is not None or settings.purge_webhook:
+        varnish = varnish_urls(settings.varnish_purge_urls)
+        if cache is not None or settings.purge_webhook or varnish:
             purger = Purger(
                 engine,
                 cache if cache is not None else MemoryCache(0),
                 interval=settings.purge_interval,
                 webhook=settings.purge_webhook,
+                varnish=varnish,
+                repurge_delay=settings.varnish_repurge_delay,
                 on_purged=metrics.purged_keys,
+                on_varnish=metrics.varnish_purged,
             )
             await purger.start()
         listeners: list[Any] = [_poll(purger)] if purger is not None else []

@@ -60,6 +60,18 @@ class Settings(BaseSettings):
         default=300, description="Cache-Control stale-while-revalidate of public GET responses, seconds"
     )
     purge_webhook: str | None = Field(default=None, description="URL that receives purged surrogate keys (a CDN)")
+    varnish_purge_urls: str | None = Field(
+        default=None,
+        description="Varnish servers in front of the instances, comma-separated (http://127.0.0.1:6081): after "
+        "purging its own cache, each process sends each of them a PURGE naming the keys a write changed in a "
+        "Surrogate-Key header, as deploy/varnish/alphanode.vcl expects (server/purging.py)",
+    )
+    varnish_repurge_delay: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds after which each Varnish purge is sent again, dropping a response computed before "
+        "the write that reached Varnish after the first purge; 0 sends each purge once",
+    )
     purge_interval: float = Field(default=0.1, description="How often each process reads the purge log, seconds")
 
     wal_max_bytes: int = Field(

@@ -18,8 +18,9 @@ from tests.conftest import ROOT
 STARTUP_TIMEOUT = 20.0  # seconds for a started server to answer /healthz
 SHUTDOWN_TIMEOUT = 10.0  # seconds for a process to exit after SIGTERM
 
-# The machine's shared servers: never a test's to take, stop or reconfigure.
-SHARED_PORTS = frozenset({5432, 6379})
+# The machine's shared servers (PostgreSQL, Redis, and Varnish's where its package runs one):
+# never a test's to take, stop or reconfigure.
+SHARED_PORTS = frozenset({5432, 6379, 6081})
 
 
 def free_port() -> int:

@@ -245,6 +245,7 @@ def test_healthz_is_ok_when_the_database_answers(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
     assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.headers["cache-control"] == "no-store"  # a cache in front must ask every time
 
 
 @pytest.mark.parametrize("breakage", ["file-unreadable", "directory-gone"])
@@ -272,6 +273,7 @@ def test_healthz_is_503_without_details_when_the_database_does_not_answer(tmp_pa
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("application/json")
     assert response.json() == {"status": "error", "database": "unavailable"}
+    assert response.headers["cache-control"] == "no-store"
     for secret in (str(tmp_path), "store.db", "sqlite", "SELECT"):
         assert secret.lower() not in response.text.lower()
 

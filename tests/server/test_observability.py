@@ -215,6 +215,7 @@ def statements_family(families: dict[str, Any]) -> str:
 
 def test_metrics_move_with_requests(client: TestClient) -> None:
     duration = "alphanode_request_duration_seconds"
+    assert client.get("/metrics").headers["cache-control"] == "no-store"
     before = scrape(client)
     assert before[duration].type == "histogram"
     counted = statements_family(before)
