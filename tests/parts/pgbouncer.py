@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 from tests.parts.postgres import OWNER, PrivatePostgres, _chown
-from tests.parts.processes import free_port, stop_process
+from tests.parts.processes import FolderPart, free_port, stop_process
 
 PGBOUNCER = Path("/usr/sbin/pgbouncer")
 SHARED_PORT = 6432  # the port of the machine's own PgBouncer, if any: never ours
@@ -50,7 +48,7 @@ def missing() -> str | None:
     )
 
 
-class PrivatePgBouncer:
+class PrivatePgBouncer(FolderPart):
     """One pgbouncer process in front of one PostgreSQL server."""
 
     def __init__(self, folder: Path, pg: PrivatePostgres, port: int, pool_size: int) -> None:
@@ -157,22 +155,3 @@ class PrivatePgBouncer:
                     os.kill(pid, signal.SIGKILL)
         if process is not None:
             stop_process(process, STOP_TIMEOUT)  # runuser, which exits with it
-
-    def log_tail(self, size: int = 3000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-size:]
-        except OSError:
-            return "(no log)"
-
-    def remove(self) -> None:
-        """Stop it and remove its folder."""
-        self.stop()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-    def __enter__(self) -> PrivatePgBouncer:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.remove()

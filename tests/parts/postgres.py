@@ -24,11 +24,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 import asyncpg
 
-from tests.parts.processes import free_port
+from tests.parts.processes import FolderPart, free_port
 
 OWNER = "postgres"
 SHARED_PORT = 5432  # the machine's own server: never ours
@@ -112,7 +111,7 @@ def make_template() -> Path:
     return folder
 
 
-class PrivatePostgres:
+class PrivatePostgres(FolderPart):
     """One private cluster: its folder, port and postmaster."""
 
     def __init__(self, folder: Path, port: int) -> None:
@@ -227,11 +226,3 @@ class PrivatePostgres:
         if pid is not None and not self._signal_and_wait(pid, signal.SIGINT, STOP_TIMEOUT):
             self._signal_and_wait(pid, signal.SIGKILL, 5)
         shutil.rmtree(self.folder, ignore_errors=True)
-
-    def __enter__(self) -> PrivatePostgres:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.remove()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from typing import IO
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
 
 import httpx2
 import psutil
@@ -31,6 +34,37 @@ def free_port() -> int:
             port: int = sock.getsockname()[1]
         if port not in SHARED_PORTS:
             return port
+
+
+class FolderPart:
+    """A private server of a test that lives in a folder of its own, with a log there: stopped by
+    its process id and its folder removed by ``remove()``, also when the ``with`` block fails."""
+
+    folder: Path
+    log: Path
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def log_tail(self, size: int = 3000) -> str:
+        """The end of the server's log, for a failing test's message."""
+        try:
+            return self.log.read_text(errors="replace")[-size:]
+        except OSError:
+            return "(no log)"
+
+    def remove(self) -> None:
+        """Stop it and remove its folder."""
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.remove()
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:

@@ -22,18 +22,16 @@ from __future__ import annotations
 import contextlib
 import glob
 import re
-import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 import httpx2
 
 from tests.conftest import ROOT
-from tests.parts.processes import free_port, stop_process
+from tests.parts.processes import FolderPart, free_port, stop_process
 
 VARNISHD = Path("/usr/sbin/varnishd")
 VMODS = "/usr/lib/*/varnish/vmods/libvmod_xkey.so"  # Debian's varnish-modules
@@ -79,7 +77,7 @@ def fleet_vcl(backends: Sequence[tuple[str, int]], extra: str = "") -> str:
     return "\n".join(lines) + f"\nsub vcl_init {{\n{adds}}}\n{shipped_acl()}\n{NAME_THE_BACKEND}{extra}\n"
 
 
-class PrivateVarnish:
+class PrivateVarnish(FolderPart):
     """One varnishd (a manager process and its cache process) in front of the given backends."""
 
     def __init__(self, folder: Path, port: int, backends: int) -> None:
@@ -87,7 +85,7 @@ class PrivateVarnish:
         self.port = port
         self.backends = backends  # how many
         self.host = "127.0.0.1"
-        self.output = folder / "varnishd.log"
+        self.log = folder / "varnishd.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -137,7 +135,7 @@ class PrivateVarnish:
     def start(self) -> None:
         """Start varnishd; returns once it answers HTTP on its port (whatever its backends' health)."""
         assert self.process is None, "already running"
-        with self.output.open("wb") as out:
+        with self.log.open("wb") as out:
             self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
         with httpx2.Client(timeout=1.0) as client:
@@ -173,22 +171,3 @@ class PrivateVarnish:
         process, self.process = self.process, None
         if process is not None:
             stop_process(process, STOP_TIMEOUT)
-
-    def log_tail(self, size: int = 3000) -> str:
-        try:
-            return self.output.read_text(errors="replace")[-size:]
-        except OSError:
-            return "(no output)"
-
-    def remove(self) -> None:
-        """Stop it and remove its folder."""
-        self.stop()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-    def __enter__(self) -> PrivateVarnish:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.remove()
