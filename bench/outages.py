@@ -253,7 +253,7 @@ def _edition(title: str | None) -> int:
     return int(title[len(prefix) :]) if title and title.startswith(prefix) else 0
 
 
-def stale_reads(run: Run, tracked_title: str) -> list[dict[str, Any]]:
+def stale_reads(run: Run) -> list[dict[str, Any]]:
     """Reads of the edited post, sent more than PURGE_GRACE after a write answered, that show an older title."""
     stale = []
     for answer in run.answers:
@@ -407,7 +407,7 @@ def trial(args: argparse.Namespace, base: str, token: str, pg: PrivatePostgres, 
         for thread in threads:
             thread.join()
     result = summary(run)
-    result["stale_reads"] = stale_reads(run, tracked["title"])
+    result["stale_reads"] = stale_reads(run)
     return result
 
 

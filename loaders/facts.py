@@ -540,8 +540,6 @@ class FactIndex:
             facts = await self._delta(db, current, version) if current is not None else None
             if facts is None:
                 facts = await self._load(db, version)
-                self.current = facts
-                await _give_back_memory(db)
             self.current = facts
         return facts if facts.usable else None
 
@@ -569,6 +567,7 @@ class FactIndex:
         facts._apply(np.zeros(0, dtype=np.int64), posts, links, vocabulary)
         if dialect == "sqlite":
             facts.text = await Text.load(db, version)
+        await _give_back_memory(db)
         self.loads += 1
         log.info(
             "fact index loaded: %d posts at store version %d in %.2fs",

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import logging
 from collections.abc import Callable
-
-log = logging.getLogger("alphanode.memory")
 
 
 @functools.cache
