@@ -35,6 +35,7 @@ from sqlalchemy.engine import URL
 
 from models.engine import REQUEST_BUSY_TIMEOUT_MS, behind_pgbouncer, normalize_url
 from models.search import SQLITE_INSTANCES_DDL
+from models.trouble import UNAVAILABLE, diagnose
 
 from .sql import Dialect, Sql
 
@@ -58,6 +59,9 @@ class ReadPool:
         self.aggregates = AggregateCache()  # aggregates of this pool's store, by store version
         self.facts = FactIndex()  # what posts are filtered and ordered by, in memory (loaders.facts)
         self.use_facts = True  # False: every filter in SQL (tests compare the two)
+        # A replica's pool: where a request goes when this one cannot be reached, and who is told.
+        self.fallback: ReadPool | None = None
+        self.on_unreachable: Callable[[BaseException], None] | None = None
 
     @staticmethod
     async def open(
@@ -66,6 +70,7 @@ class ReadPool:
         *,
         busy_timeout_ms: int = REQUEST_BUSY_TIMEOUT_MS,
         request_timeout: float | None = None,
+        connect_timeout: float | None = None,
     ) -> ReadPool:
         """A pool of ``size`` connections at most (default: ``default_size(url)``).
 
@@ -74,13 +79,14 @@ class ReadPool:
 
         On PostgreSQL the server ends a read statement that runs ``STATEMENT_TIMEOUT_MARGIN``
         longer than ``request_timeout`` (seconds), so that a request given up on never leaves a
-        query running there.
+        query running there, and a connection is given up on after ``connect_timeout`` seconds
+        (default: asyncpg's, 60).
         """
         parsed = normalize_url(url)
         size = size or ReadPool.default_size(parsed)
         if parsed.get_backend_name() == "sqlite":
             return await SqliteReadPool.create(parsed.database or "", size, busy_timeout_ms)
-        return await PostgresReadPool.create(parsed, size, request_timeout)
+        return await PostgresReadPool.create(parsed, size, request_timeout, connect_timeout)
 
     @staticmethod
     def default_size(url: str | URL) -> int:
@@ -351,8 +357,12 @@ class PostgresReadPool(ReadPool):
         self._traced: weakref.WeakSet[Any] = weakref.WeakSet()
 
     @classmethod
-    async def create(cls, url: URL, size: int, request_timeout: float | None = None) -> PostgresReadPool:
+    async def create(
+        cls, url: URL, size: int, request_timeout: float | None = None, connect_timeout: float | None = None
+    ) -> PostgresReadPool:
         options: dict[str, Any] = {}
+        if connect_timeout is not None:
+            options["timeout"] = connect_timeout
         if behind_pgbouncer(url):
             # A kept statement lives on the server session that prepared it, which the next
             # transaction may not run on: each is prepared unnamed instead (one round trip more).
@@ -445,17 +455,31 @@ class RequestDb:
 
     async def _connection(self) -> ReadConnection:
         if self._conn is None:
-            conn = await self.pool.acquire()
             try:
-                self._count("BEGIN")
-                await conn.begin()
-            except BaseException:
-                # Cancelled or failed on the way: the BEGIN may still run. The connection goes back
-                # once it is settled, out of any transaction (shielded: the caller is leaving).
-                await asyncio.shield(self._give_back(conn))
-                raise
-            self._conn = conn
+                self._conn = await self._begin()
+            except Exception as exc:
+                # A replica that cannot be reached: nothing of the request has run yet, so it
+                # starts again on the primary (and the replica is not read until it answers).
+                fallback = self.pool.fallback
+                if fallback is None or not _unreachable(exc):
+                    raise
+                if self.pool.on_unreachable is not None:
+                    self.pool.on_unreachable(exc)
+                self.pool = fallback
+                self._conn = await self._begin()
         return self._conn
+
+    async def _begin(self) -> ReadConnection:
+        conn = await self.pool.acquire()
+        try:
+            self._count("BEGIN")
+            await conn.begin()
+        except BaseException:
+            # Cancelled or failed on the way: the BEGIN may still run. The connection goes back
+            # once it is settled, out of any transaction (shielded: the caller is leaving).
+            await asyncio.shield(self._give_back(conn))
+            raise
+        return conn
 
     def _count(self, text: str) -> None:
         self.statements += 1
@@ -515,3 +539,9 @@ class RequestDb:
             await self.pool.discard(conn)
             return
         await self.pool.release(conn)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached (down, restarting, no free connection)."""
+    trouble = diagnose(exc)
+    return trouble is not None and trouble.code == UNAVAILABLE

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -36,12 +37,16 @@ async def healthz(request: Request) -> Response:
     """200 when the database answers, 503 when it does not; never the reason in the body.
 
     With Redis configured, ``cache`` says whether it answers: ``down`` is still 200, as the
-    instance serves (uncached) without it.
+    instance serves (uncached) without it. With a read replica, ``replica`` gives its state
+    (ok, lagging, down, promoted), its lag in seconds and where public reads go now: a replica
+    away is still 200, as the primary serves them meanwhile.
     """
     services: Services = request.app.state.services
-    cache: dict[str, str] = {}
+    cache: dict[str, Any] = {}
     if services.redis is not None:
         cache["cache"] = "ok" if services.redis.up else "down"
+    if services.replica is not None:
+        cache["replica"] = services.replica.describe()
     engine = request.app.state.engine
     sqlite = engine.dialect.name == "sqlite"
     try:

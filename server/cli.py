@@ -202,6 +202,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers:
         overrides["workers"] = args.workers
     settings = Settings(**overrides)
+    from .replica import setting_problem
+
+    problem = setting_problem(settings.database_url, settings.read_database_url)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     _check_store(settings)
     options: dict[str, Any] = {
         "host": settings.host,

@@ -276,7 +276,7 @@ async def execute(
     """
     stats = stats or RequestStats()
     executor = services.executor
-    db = RequestDb(services.pool)
+    db = RequestDb(services.read_pool(authorization))
     context: Context | None = None
     started = time.perf_counter()
     try:
@@ -297,7 +297,7 @@ async def execute(
                     log.debug("batched executor handed back %s: %r", params.operation_name, exc)
                     _account(stats, db)
                     await db.close()
-                    db = RequestDb(services.pool, include_archived=db.include_archived)
+                    db = RequestDb(db.pool, include_archived=db.include_archived)
                     context = Context.create(db, request, viewer, services.writer)
                 else:
                     return ExecutionResult(data=data, errors=None)

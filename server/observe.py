@@ -154,6 +154,26 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Of an instance's workers: the largest lag any of them measured; -1 while none knows it.
+        self.replica_lag = Gauge(
+            "alphanode_replica_lag_seconds",
+            "Seconds the read replica is behind the primary (ALPHANODE_READ_DATABASE_URL); -1 while it is down.",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.replica_used = Gauge(
+            "alphanode_replica_reads_up",
+            "1 while public reads go to the read replica, 0 while they go to the primary.",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+        self.public_reads = Counter(
+            "alphanode_public_reads_total",
+            "Public requests with a read replica configured, by where they read: replica or primary.",
+            ("target",),
+            registry=self.registry,
+        )
+
     def observe(self, stats: RequestStats) -> None:
         operation = stats.operation or "-"
         self.duration.labels(operation, stats.kind, stats.cache).observe(stats.elapsed())
@@ -182,6 +202,15 @@ class Metrics:
     def varnish_purged(self, ok: bool) -> None:
         """Count a PURGE sent to a Varnish, and whether it succeeded."""
         self.varnish_purges.labels("ok" if ok else "failed").inc()
+
+    def replica_state(self, usable: bool, lag: float | None) -> None:
+        """Note the read replica's lag and whether public reads go to it."""
+        self.replica_lag.set(-1 if lag is None else lag)
+        self.replica_used.set(1 if usable else 0)
+
+    def public_read(self, replica: bool) -> None:
+        """Count a public request and where it read."""
+        self.public_reads.labels("replica" if replica else "primary").inc()
 
     def render(self) -> bytes:
         """The exposition: this process's metrics, or with several workers the instance's."""

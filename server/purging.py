@@ -26,7 +26,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -86,6 +86,7 @@ class Purger:
         repurge_delay: float = 2.0,
         on_purged: Callable[[int], None] | None = None,
         on_varnish: Callable[[bool], None] | None = None,
+        before_purge: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         self.engine = engine
         self.cache = cache
@@ -95,6 +96,9 @@ class Purger:
         self.repurge_delay = repurge_delay  # seconds before each Varnish purge is sent again; 0: once
         self.on_purged = on_purged  # told how many surrogate keys each purge dropped (metrics)
         self.on_varnish = on_varnish  # told whether each PURGE sent to a Varnish succeeded (metrics)
+        # Awaited once new purges are read and before any is applied (a read replica's fence:
+        # server/replica.py); when it raises, they are applied with the next poll instead.
+        self.before_purge = before_purge
         self.last = 0
         self.purged_keys = 0
         self._task: asyncio.Task[None] | None = None
@@ -154,6 +158,8 @@ class Purger:
             ).all()
         if not rows:
             return 0
+        if self.before_purge is not None:
+            await self.before_purge()
         sent: list[str] = []
         for log_id, keys in rows:
             split = keys.split()

@@ -24,6 +24,8 @@ from .caching import MemoryCache, RedisCache, RedisLink, ResponseCache
 from .observe import Metrics
 from .persisted import PersistedQueries
 from .purging import Purger, varnish_urls
+from .replica import CONNECT_TIMEOUT as REPLICA_CONNECT_TIMEOUT
+from .replica import Replica, setting_problem
 from .settings import Settings
 
 OPERATIONS_DIR = Path(__file__).parent / "operations"
@@ -47,6 +49,18 @@ class Services:
     redis: RedisLink | None = None  # the Redis behind the cache and persisted queries, when configured
     wal: WalKeeper | None = None  # SQLite: keeps the write-ahead log bounded under steady load
     refresher: SimilarRefresher | None = None  # similar posts after writes, off the request path
+    replica: Replica | None = None  # a PostgreSQL read replica for public reads, when configured
+
+    def read_pool(self, authorization: str | None) -> ReadPool:
+        """Where a request reads: the replica's pool for the public when it is usable, else the primary's.
+
+        A request with a token reads the primary: an editor reads what was just written.
+        """
+        if self.replica is None or authorization is not None:
+            return self.pool
+        pool = self.replica.read_pool()
+        self.metrics.public_read(pool is self.replica.pool)
+        return pool
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -72,6 +86,9 @@ class Services:
         # no request waits for it (about a second at 100,000 posts).
         await pool.facts.warm(pool)
         metrics = Metrics()
+        replica: Replica | None = None
+        if settings.read_database_url:
+            replica = await _open_replica(settings, pool, metrics)
         redis: RedisLink | None = None
         if settings.redis_url:
             redis = RedisLink(
@@ -107,6 +124,7 @@ class Services:
                 repurge_delay=settings.varnish_repurge_delay,
                 on_purged=metrics.purged_keys,
                 on_varnish=metrics.varnish_purged,
+                before_purge=replica.raise_fence if replica is not None else None,
             )
             await purger.start()
         listeners: list[Any] = [_poll(purger)] if purger is not None else []
@@ -135,11 +153,15 @@ class Services:
             redis=redis,
             wal=wal,
             refresher=refresher,
+            replica=replica,
         )
         collector.settle()  # last: everything start-up built is frozen
         return services
 
     async def stop(self) -> None:
+        if self.replica is not None:
+            await self.replica.stop()
+            await self.replica.pool.close()
         if self.refresher is not None:
             await self.refresher.stop()
         if self.wal is not None:
@@ -154,6 +176,31 @@ class Services:
         await self.engine.dispose()
         self.metrics.retire()
         collector.release()
+
+
+async def _open_replica(settings: Settings, primary: ReadPool, metrics: Metrics) -> Replica:
+    """The read replica's pool and monitor; checked once before the first request."""
+    assert settings.read_database_url is not None
+    problem = setting_problem(settings.database_url, settings.read_database_url)
+    if problem is not None:
+        raise ValueError(problem)
+    pool = await ReadPool.open(
+        settings.read_database_url,
+        settings.read_pool_size,
+        request_timeout=settings.request_timeout,
+        connect_timeout=REPLICA_CONNECT_TIMEOUT,
+    )
+    replica = Replica(
+        settings.database_url,
+        settings.read_database_url,
+        pool,
+        primary,
+        max_lag=settings.replica_max_lag,
+        interval=settings.replica_check_interval,
+        on_state=metrics.replica_state,
+    )
+    await replica.start()
+    return replica
 
 
 def _wake(refresher: SimilarRefresher) -> Any:

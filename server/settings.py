@@ -21,6 +21,22 @@ class Settings(BaseSettings):
         "directory) or postgresql://user@host/db (with ?pgbouncer=true through PgBouncer or another pooler "
         "in transaction mode: no prepared statement is kept; see models.engine)",
     )
+    read_database_url: str | None = Field(
+        default=None,
+        description="A PostgreSQL streaming replica of the store for public reads (requests without a token); "
+        "writes and editors' reads stay on database_url. Read only while it has replayed every purged write and "
+        "is at most replica_max_lag behind; the primary serves meanwhile (server/replica.py)",
+    )
+    replica_max_lag: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a read replica may be behind the primary and still be read from",
+    )
+    replica_check_interval: float = Field(
+        default=0.25,
+        gt=0,
+        description="How often each process asks the primary and the replica where they are, seconds",
+    )
     host: str = Field(default="127.0.0.1", description="Interface `alphanode serve` listens on")
     port: int = Field(default=8000, description="Port `alphanode serve` listens on")
     workers: int = Field(

@@ -13,11 +13,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, text
 
 from models import PurgeLog, StoreVersion, table
 
 LISTS = "lists"
+
+# On PostgreSQL a write that purges is committed only once its WAL is flushed, also on a server
+# with ``synchronous_commit = off`` (for this transaction alone: a stronger setting stays): when
+# another process sees its purge-log row, the primary's flush position is past its commit, which
+# a read replica's fence relies on (``server/replica.py``).
+FLUSHED_COMMIT = text(
+    "SELECT set_config('synchronous_commit', 'local', true) WHERE current_setting('synchronous_commit') = 'off'"
+)
 
 purge_t = table(PurgeLog)
 version_t = table(StoreVersion)
@@ -38,5 +46,7 @@ def record(conn: Connection, post_ids: Iterable[int], *, lists: bool) -> list[st
     if not keys:
         return keys
     version = conn.execute(select(version_t.c.version).where(version_t.c.id == 1)).scalar_one_or_none() or 0
+    if conn.dialect.name == "postgresql":
+        conn.execute(FLUSHED_COMMIT)
     conn.execute(insert(purge_t).values(version=version, keys=" ".join(keys), created_at=dt.datetime.now(dt.UTC)))
     return keys

@@ -10,6 +10,7 @@ cluster is a copy of that one. The machine's shared server (127.0.0.1:5432) is n
         url = pg.url("alphanode")
         pg.stop()     # fast shutdown: sessions are ended, the port refuses connections
         pg.start()    # same port, same data
+        replica = pg.streaming_replica(apply_delay=2.0)   # a hot standby of it, 2 s behind
 """
 
 from __future__ import annotations
@@ -140,6 +141,41 @@ class PrivatePostgres(FolderPart):
             pg.remove()
             raise
         return pg
+
+    def streaming_replica(self, apply_delay: float = 0.0) -> PrivatePostgres:
+        """A hot-standby replica of this running cluster (``pg_basebackup -R``), streaming from it; started.
+
+        ``apply_delay`` seconds (``recovery_min_apply_delay``) pass between a commit on this
+        cluster and its replay there: the replica lags for certain.
+        """
+        folder = _new_folder("pg-replica")
+        replica = PrivatePostgres(folder, free_port())
+        try:
+            _as_owner(
+                bindir() / "pg_basebackup",
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-D",
+                replica.data,
+                "-R",  # standby.signal and primary_conninfo: a streaming replica
+                "-X",
+                "stream",
+                "--checkpoint=fast",
+                "--no-sync",
+                timeout=START_TIMEOUT * 2,
+            )
+            settings = {"hot_standby": "on", "recovery_min_apply_delay": f"'{round(apply_delay * 1000)}ms'"}
+            with (replica.data / "postgresql.auto.conf").open("a", encoding="utf-8") as conf:
+                conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
+            replica.start()
+        except BaseException:
+            replica.remove()
+            raise
+        return replica
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@{self.host}:{self.port}/{database}"
