@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 log = logging.getLogger("alphanode.request")
@@ -70,6 +70,10 @@ class RequestStats:
 
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# The library reads the variable once, when it is first imported (just above), and keeps every
+# value in that folder's files from then on if it was set: what it saw is read here, at the same
+# moment, rather than from the library's private state.
+_FOLDER_AT_IMPORT = os.environ.get(MULTIPROC_ENV) or None
 
 
 def multiprocess_dir() -> str | None:
@@ -79,7 +83,7 @@ def multiprocess_dir() -> str | None:
     process's metrics are in its memory, and it reports them alone.
     """
     folder = os.environ.get(MULTIPROC_ENV)
-    if not folder or values.ValueClass is values.MutexValue:
+    if not folder or folder != _FOLDER_AT_IMPORT:
         return None
     return folder
 
