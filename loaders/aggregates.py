@@ -10,9 +10,10 @@ cache, bounded in size.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
+
+from cachetools import LRUCache
 
 from .db import RequestDb
 from .sql import sql
@@ -28,7 +29,7 @@ class AggregateCache:
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
+        self._entries: LRUCache[Hashable, tuple[int, Any]] = LRUCache(max_entries)
         self.hits = 0
         self.misses = 0
 
@@ -38,15 +39,11 @@ class AggregateCache:
             return await compute()
         found = self._entries.get(key)
         if found is not None and found[0] == version:
-            self._entries.move_to_end(key)
             self.hits += 1
             return found[1]
         self.misses += 1
         value = await compute()
-        self._entries[key] = (version, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._entries[key] = (version, value)  # (the least recently used out past max_entries)
         return value
 
     def clear(self) -> None:

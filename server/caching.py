@@ -29,12 +29,13 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import orjson
+from cachetools import FIFOCache, LRUCache
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
@@ -87,6 +88,32 @@ class ResponseCache(Protocol):
 MAX_PURGE_MARKS = 50_000  # surrogate keys whose last purge the in-process cache remembers
 
 
+class _Bodies(LRUCache[str, Entry]):
+    """Responses by cache key, least recently used out first once their bodies pass the bound in bytes."""
+
+    def __init__(self, max_bytes: int, on_evict: Callable[[str, Entry], None]) -> None:
+        super().__init__(max(max_bytes, 1), getsizeof=lambda entry: len(entry.body))
+        self.on_evict = on_evict
+
+    def popitem(self) -> tuple[str, Entry]:
+        key, entry = super().popitem()
+        self.on_evict(key, entry)
+        return key, entry
+
+
+class _Marks(FIFOCache[str, int]):
+    """Each purged surrogate key's last purge (a generation), the least recently purged out first."""
+
+    def __init__(self, max_marks: int) -> None:
+        super().__init__(max(max_marks, 1))
+        self.forgotten = 0  # the newest generation among the marks let go
+
+    def popitem(self) -> tuple[str, int]:
+        key, mark = super().popitem()
+        self.forgotten = max(self.forgotten, mark)
+        return key, mark
+
+
 class MemoryCache:
     """A least-recently-used cache in this process, bounded in bytes.
 
@@ -106,11 +133,9 @@ class MemoryCache:
         self.max_marks = max_marks
         self.on_size = on_size  # told the bytes and entries held after each change (metrics)
         self.generation = 0
-        self._entries: OrderedDict[str, Entry] = OrderedDict()
-        self._by_key: dict[str, set[str]] = {}
-        self._purged: OrderedDict[str, int] = OrderedDict()  # surrogate key -> its last purge, oldest first
-        self._forgotten = 0  # the newest generation among the marks let go
-        self._bytes = 0
+        self._entries = _Bodies(max_bytes, self._unindex)
+        self._by_key: dict[str, set[str]] = {}  # surrogate key -> the cache keys of the entries it tags
+        self._purged = _Marks(max_marks)
 
     @property
     def available(self) -> bool:
@@ -119,37 +144,29 @@ class MemoryCache:
     @property
     def held_bytes(self) -> int:
         """Bytes of the response bodies held (at most ``max_bytes``)."""
-        return self._bytes
+        return int(self._entries.currsize)
 
     async def get(self, key: str) -> Entry | None:
-        entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-        return entry
+        return self._entries.get(key)
 
     async def put(self, key: str, entry: Entry, started_at: int) -> bool:
-        if started_at < self._forgotten or any(self._purged.get(k, 0) > started_at for k in entry.keys):
+        if started_at < self._purged.forgotten or any(self._purged.get(k, 0) > started_at for k in entry.keys):
             return False  # computed from data a purge has replaced since (or may have)
         await self._drop(key)
-        self._entries[key] = entry
-        self._bytes += len(entry.body)
+        if len(entry.body) > self.max_bytes:
+            return False  # larger than the whole cache
+        self._entries[key] = entry  # (evicts the least recently used past the bound)
         for surrogate in entry.keys:
             self._by_key.setdefault(surrogate, set()).add(key)
-        while self._bytes > self.max_bytes and self._entries:
-            await self._drop(next(iter(self._entries)))
         self._sized()
         return True
 
     async def purge(self, keys: Iterable[str], generation: int) -> int:
         dropped = 0
         for surrogate in keys:
-            mark = max(generation, self._purged.pop(surrogate, 0))
-            self._purged[surrogate] = mark  # the newest last
+            self._purged[surrogate] = max(generation, self._purged.get(surrogate, 0))  # the newest last
             for key in self._by_key.pop(surrogate, set()):
                 dropped += await self._drop(key)
-        while len(self._purged) > self.max_marks:
-            _, mark = self._purged.popitem(last=False)
-            self._forgotten = max(self._forgotten, mark)
         self.generation = max(self.generation, generation)
         if dropped:
             self._sized()
@@ -164,24 +181,25 @@ class MemoryCache:
         entry = self._entries.pop(key, None)
         if entry is None:
             return 0
-        self._bytes -= len(entry.body)
+        self._unindex(key, entry)
+        return 1
+
+    def _unindex(self, key: str, entry: Entry) -> None:
         for surrogate in entry.keys:
             members = self._by_key.get(surrogate)
             if members is not None:
                 members.discard(key)
                 if not members:
                     del self._by_key[surrogate]
-        return 1
 
     async def close(self) -> None:
         self._entries.clear()
         self._by_key.clear()
-        self._bytes = 0
         self._sized()
 
     def _sized(self) -> None:
         if self.on_size is not None:
-            self.on_size(self._bytes, len(self._entries))
+            self.on_size(self.held_bytes, len(self._entries))
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -19,9 +19,10 @@ and writes those it learned meanwhile to Redis when it answers again.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
+
+from cachetools import FIFOCache, LRUCache
 
 from .caching import CacheUnavailable, RedisLink
 
@@ -58,8 +59,9 @@ class PersistedQueries:
         self.redis = redis
         self.prefix = prefix
         self.max_entries = max_entries
-        self._learned: OrderedDict[str, str] = OrderedDict()
-        self._unsynced: OrderedDict[str, None] = OrderedDict()  # learned while Redis could not be written
+        self._learned: LRUCache[str, str] = LRUCache(max_entries)
+        # Learned while Redis could not be written, the oldest let go first past max_entries.
+        self._unsynced: FIFOCache[str, None] = FIFOCache(max_entries)
         if redis is not None:
             redis.add_recovery(self)
         if folder is not None:
@@ -117,17 +119,12 @@ class PersistedQueries:
         if digest in self.registered or self.allow_list_only:
             return
         self._learned[digest] = query
-        self._learned.move_to_end(digest)
-        while len(self._learned) > self.max_entries:
-            self._learned.popitem(last=False)
         if self.redis is not None:
             try:
                 name = self._name(digest)
                 await self.redis.call("persisted_set", self.redis.client.set, name, query.encode(), ex=TTL)
             except CacheUnavailable:
                 self._unsynced[digest] = None
-                while len(self._unsynced) > self.max_entries:
-                    self._unsynced.popitem(last=False)
 
     def _name(self, digest: str) -> str:
         return f"{self.prefix}pq:{digest}"
