@@ -25,7 +25,7 @@ from sqlalchemy import Connection, inspect, text
 from starlette.testclient import TestClient
 
 import models
-from documents import BulletList, Document, Figure, Heading, Paragraph, parse, render
+from documents import BulletList, Document, Figure, Heading, Paragraph, parse, render, to_dict
 from documents.synth import write
 from graph.node import encode_id
 from server.app import create_app
@@ -394,69 +394,24 @@ def saved(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def post_input(document: Document) -> dict[str, Any]:
-    """The createPost input holding every part of the document (GraphQL variable JSON)."""
-    meta = document.meta
-    body: list[dict[str, Any]] = []
-    for block in document.body:
-        if isinstance(block, Heading):
-            body.append({"heading": block.text})
-        elif isinstance(block, Paragraph):
-            body.append({"paragraph": block.text})
-        elif isinstance(block, BulletList):
-            body.append({"list": list(block.items)})
-        else:
-            assert isinstance(block, Figure)
-            body.append({"image": block.image})
-    reviewed = meta.revision.last_reviewed
-    return {
-        "title": document.title,
-        "intro": document.intro,
-        "body": body,
-        "images": [{"url": i.url, "caption": i.caption, "source": i.source} for i in document.images],
-        "meta": {
-            "topic": meta.topic,
-            "summary": meta.summary,
-            "aiOutline": {
-                "context": meta.outline.context,
-                "problem": meta.outline.problem,
-                "stack": meta.outline.stack,
-                "recommendedAction": meta.outline.recommended_action,
-            },
-            "aiBrief": meta.ai_brief,
-            "stack": list(meta.stack),
-            "tools": list(meta.tools),
-            "codeLanguage": meta.code_language,
-            "difficulty": meta.difficulty,
-            "readingTime": meta.reading_time,
-            "viewCount": meta.view_count,
-            "revision": {
-                "status": meta.revision.status,
-                "version": meta.revision.version,
-                "lastReviewed": reviewed.isoformat() if reviewed else None,
-            },
-            "reference": meta.reference,
-            "hash": meta.hash,
-            "flags": {
-                "aiGeneratedStyle": meta.flags.ai_generated_style,
-                "hasImages": meta.flags.has_images,
-                "imageHeavy": meta.flags.image_heavy,
-                "needsHumanReview": meta.flags.needs_human_review,
-            },
-            "checklist": list(meta.checklist),
-            "payload": {
-                "sourceId": meta.payload.source_id,
-                "generator": meta.payload.generator,
-                "paragraphs": meta.payload.paragraphs,
-                "scenario": meta.payload.scenario,
-                "seed": meta.payload.seed,
-            },
-            "notes": list(meta.notes),
-        },
-        "scores": {
-            "quality": meta.scores.quality,
-            "freshness": meta.scores.freshness,
-            "depth": meta.scores.depth,
-            "clarity": meta.scores.clarity,
-        },
-        "entities": [{"name": e.name, "type": e.type} for e in meta.entities],
-    }
+    """The createPost input holding every part of the document (GraphQL variable JSON).
+
+    The document's JSON view (``documents.to_dict``, the names the API uses) with the input's
+    own shapes: body blocks as ``{"heading": text}``, ``{"list": items}``, ``{"image": n}``, and
+    images without their position (their order is it); no slug (the server derives it).
+    """
+    data = to_dict(document)
+    del data["slug"]
+    data["images"] = [{k: v for k, v in image.items() if k != "position"} for image in data["images"]]
+    data["body"] = [_input_block(block) for block in document.body]
+    return data
+
+
+def _input_block(block: Heading | Paragraph | BulletList | Figure) -> dict[str, Any]:
+    if isinstance(block, Heading):
+        return {"heading": block.text}
+    if isinstance(block, Paragraph):
+        return {"paragraph": block.text}
+    if isinstance(block, BulletList):
+        return {"list": list(block.items)}
+    return {"image": block.image}

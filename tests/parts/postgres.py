@@ -24,7 +24,9 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 
@@ -34,6 +36,7 @@ OWNER = "postgres"
 SHARED_PORT = 5432  # the machine's own server: never ours
 START_TIMEOUT = 30
 STOP_TIMEOUT = 30
+T = TypeVar("T")
 
 
 def bindir() -> Path:
@@ -110,6 +113,24 @@ def make_template() -> Path:
         conf.write("\n# private test cluster\n")
         conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
     return folder
+
+
+@contextlib.contextmanager
+def filled_template(database: str, fill: Callable[[str], T]) -> Iterator[tuple[Path, T]]:
+    """A stopped cluster's folder (a template for ``PrivatePostgres.create``) with ``database``
+    made and filled by ``fill(its URL)``, and what ``fill`` returned; removed afterwards."""
+    folder = make_template()
+    try:
+        pg = PrivatePostgres(folder, free_port())
+        pg.start()
+        try:
+            pg.execute(f"CREATE DATABASE {database}")
+            made = fill(pg.url(database))
+        finally:
+            pg.stop()
+        yield folder, made
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class PrivatePostgres(FolderPart):

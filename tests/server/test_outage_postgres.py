@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -35,7 +34,7 @@ from server.app import create_app
 from server.settings import Settings
 from tests.conftest import OPERATIONS, ROOT
 from tests.editing import create_token, export_all, import_folder, post_id, revision_rows, small_corpus
-from tests.parts.postgres import PrivatePostgres, available, make_template
+from tests.parts.postgres import PrivatePostgres, available, filled_template
 from tests.parts.processes import SHUTDOWN_TIMEOUT, free_port, start_server, stop_process, wait_until_healthy
 from tests.parts.proxy import Proxy
 from tests.store.dump import logical_dump
@@ -63,17 +62,13 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Template]:
     reason = available()
     if reason is not None:
         pytest.skip(reason)
-    folder = make_template()
-    try:
-        pg = PrivatePostgres(folder, free_port())
-        pg.start()
-        try:
-            pg.execute(f"CREATE DATABASE {DATABASE}")
-            corpus = small_corpus(tmp_path_factory.mktemp("outage-corpus"), 20)
-            import_folder(pg.url(DATABASE), corpus)
-            token = create_token(pg.url(DATABASE), "editor")
-        finally:
-            pg.stop()
+    corpus = small_corpus(tmp_path_factory.mktemp("outage-corpus"), 20)
+
+    def fill(url: str) -> str:
+        import_folder(url, corpus)
+        return create_token(url, "editor")
+
+    with filled_template(DATABASE, fill) as (folder, token):
         documents = [parse(path.read_bytes()) for path in sorted(corpus.glob("*.txt"))]
         yield Template(
             folder,
@@ -83,8 +78,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Template]:
             [d.meta.reference for d in documents],
             [post_id(d) for d in documents],
         )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

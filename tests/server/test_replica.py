@@ -16,7 +16,6 @@ is read from again once it is back and has caught up.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,8 +31,7 @@ from server.app import create_app
 from server.cli import main
 from server.replica import LONG_HEADER, SHORT_HEADER, WAL_PAGE, WAL_SEGMENT, record_boundary
 from server.settings import Settings
-from tests.parts.postgres import PrivatePostgres, available, make_template
-from tests.parts.processes import free_port
+from tests.parts.postgres import PrivatePostgres, available, filled_template
 from tests.server.test_caching import (
     PURGE_DEADLINE,
     cache_of,
@@ -65,21 +63,13 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Template]:
     reason = available()
     if reason is not None:
         pytest.skip(reason)
-    folder = make_template()
-    try:
-        pg = PrivatePostgres(folder, free_port())
-        pg.start()
-        try:
-            pg.execute(f"CREATE DATABASE {DATABASE}")
-            url = pg.url(DATABASE)
-            import_paths(url, synthesized_corpus(tmp_path_factory.mktemp("replica-corpus"), 4))
-            token = create_editor(url)
-            references = [row[0] for row in query(url, "SELECT reference FROM post ORDER BY id")]
-        finally:
-            pg.stop()
+
+    def fill(url: str) -> tuple[str, list[str]]:
+        import_paths(url, synthesized_corpus(tmp_path_factory.mktemp("replica-corpus"), 4))
+        return create_editor(url), [row[0] for row in query(url, "SELECT reference FROM post ORDER BY id")]
+
+    with filled_template(DATABASE, fill) as (folder, (token, references)):
         yield Template(folder, token, references)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass
