@@ -10,11 +10,9 @@ is computed from the documents and from exports (``alphanode export`` or the sam
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import io
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,17 +22,16 @@ import httpx2
 from sqlalchemy import Connection, inspect, text
 from starlette.testclient import TestClient
 
-import models
 from documents import BulletList, Document, Figure, Heading, Paragraph, parse, render, to_dict
-from documents.synth import write
 from graph.node import encode_id
 from server.app import create_app
 from server.cli import main
 from server.settings import Settings
 from store import tokens
 from store.export import find_post_id, load_document
-from store.importer import collect_sources, import_sources
 from tests.conftest import SEED_DOCUMENT
+from tests.factories import import_paths, on_store
+from tests.factories import small_corpus as small_corpus  # (the tests of editors import it from here)
 from tests.store.dump import logical_dump
 
 SEED_BYTES = SEED_DOCUMENT.read_bytes()
@@ -43,13 +40,6 @@ TOKEN_PATTERN = r"anp_[A-Za-z0-9_-]{43}"
 
 
 # -- documents ------------------------------------------------------------------
-
-
-def small_corpus(folder: Path, count: int = 20, seed: int = 11) -> Path:
-    """``count`` synthesized documents and the real seed document, in ``folder``."""
-    write(folder, count, seed=seed)
-    shutil.copy(SEED_DOCUMENT, folder / SEED_DOCUMENT.name)
-    return folder
 
 
 def documents_in(folder: Path) -> dict[Path, Document]:
@@ -135,20 +125,6 @@ def cli_export(url: str, reference: str) -> bytes:
 def current_hash(url: str, document: Document) -> str:
     """The post's content hash, from its export: sha256 of its page text."""
     return sha256(cli_export(url, document.meta.reference))
-
-
-async def _on_store(url: str, fn: Any) -> Any:
-    engine = models.create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return await conn.run_sync(fn)
-    finally:
-        await engine.dispose()
-
-
-def on_store(url: str, fn: Any) -> Any:
-    """``fn(connection)`` on the store; what it writes is rolled back unless it commits."""
-    return asyncio.run(_on_store(url, fn))
 
 
 def export_all(url: str) -> dict[str, bytes]:
@@ -260,19 +236,7 @@ def table_names(url: str) -> set[str]:
 
 def import_folder(url: str, folder: Path) -> None:
     """Import a folder as ``alphanode import`` does (author ``import``), in-process."""
-
-    async def run() -> None:
-        engine = models.create_engine(url)
-        try:
-            await models.create_all(engine)
-            sources, missing = collect_sources([str(folder)])
-            assert missing == []
-            receipt = await import_sources(engine, sources)
-            assert receipt.rejected == [], receipt.rejected
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
+    import_paths(url, folder)
 
 
 # -- GraphQL over HTTP ------------------------------------------------------------------

@@ -36,15 +36,13 @@ import redis
 from sqlalchemy import Connection, text
 from starlette.testclient import TestClient
 
-import models
 from documents import parse, render, slug_for
-from documents.synth import write
 from graph.node import encode_id
 from server.app import create_app
 from server.settings import Settings
 from store import tokens
-from store.importer import collect_sources, file_source, import_sources
 from tests.conftest import OPERATIONS, SEED_DOCUMENT
+from tests.factories import import_files, import_paths, on_store, small_corpus
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 POST_PAGE = (OPERATIONS / "post-page.graphql").read_text(encoding="utf-8")
@@ -67,56 +65,7 @@ PURGE_DEADLINE = 1.0  # seconds: a write anywhere purges every process within th
 # -- stores and tokens ------------------------------------------------------------
 
 
-def synthesized_corpus(folder: Path, count: int, seed: int = 11) -> Path:
-    """``count`` synthesized documents and the real seed document, in ``folder``."""
-    write(folder, count, seed=seed)
-    shutil.copy(SEED_DOCUMENT, folder / SEED_DOCUMENT.name)
-    return folder
-
-
-def import_paths(url: str, *paths: Path) -> Any:
-    """Import files or folders into the store at ``url`` as ``alphanode import`` does; the receipt."""
-
-    async def run() -> Any:
-        engine = models.create_engine(url)
-        try:
-            await models.create_all(engine)
-            sources, missing = collect_sources([str(p) for p in paths])
-            assert missing == []
-            receipt = await import_sources(engine, sources)
-            assert receipt.rejected == [], receipt.rejected
-            return receipt
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
-
-
-def import_files(url: str, *files: Path) -> Any:
-    async def run() -> Any:
-        engine = models.create_engine(url)
-        try:
-            receipt = await import_sources(engine, [file_source(f) for f in files])
-            assert receipt.rejected == [], receipt.rejected
-            return receipt
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
-
-
-def on_store(url: str, fn: Callable[[Connection], Any]) -> Any:
-    """``fn(connection)`` on the store (it commits if it wants to)."""
-
-    async def run() -> Any:
-        engine = models.create_engine(url)
-        try:
-            async with engine.connect() as conn:
-                return await conn.run_sync(fn)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
+synthesized_corpus = small_corpus  # (the name the fleet tests import)
 
 
 def create_editor(url: str, name: str = "editor") -> str:
