@@ -28,23 +28,24 @@ def small_corpus(folder: Path, count: int = 20, seed: int = 11) -> Path:
     return folder
 
 
-def import_paths(url: str, *paths: Path) -> Any:
+async def imported(url: str, *paths: Path) -> Any:
     """Import files or folders into the store at ``url`` as ``alphanode import`` does (author
     ``import``), in-process, making the store first if need be; the receipt. Nothing may be rejected."""
+    engine = models.create_engine(url)
+    try:
+        await models.create_all(engine)
+        sources, missing = collect_sources([str(p) for p in paths])
+        assert missing == []
+        receipt = await import_sources(engine, sources)
+        assert receipt.rejected == [], receipt.rejected
+        return receipt
+    finally:
+        await engine.dispose()
 
-    async def run() -> Any:
-        engine = models.create_engine(url)
-        try:
-            await models.create_all(engine)
-            sources, missing = collect_sources([str(p) for p in paths])
-            assert missing == []
-            receipt = await import_sources(engine, sources)
-            assert receipt.rejected == [], receipt.rejected
-            return receipt
-        finally:
-            await engine.dispose()
 
-    return asyncio.run(run())
+def import_paths(url: str, *paths: Path) -> Any:
+    """``imported``, from synchronous code."""
+    return asyncio.run(imported(url, *paths))
 
 
 def import_files(url: str, *files: Path) -> Any:

@@ -31,14 +31,14 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-import models
 from documents import BulletList, Document, Entity, Heading, Paragraph, parse, render, slug_for, to_dict
 from documents.synth import synthesize, write
 from loaders import ReadPool
 from server.app import create_app
 from server.settings import Settings
-from store.importer import Receipt, collect_sources, import_sources
+from store.importer import Receipt
 from tests.conftest import OPERATIONS, SEED_DOCUMENT
+from tests.factories import imported
 
 SYNTHESIZED = 300
 SEED = 4242
@@ -192,16 +192,8 @@ def read_sources(folder: Path, first_id: int = 1) -> list[Source]:
 
 async def import_folder(url: str, folder: Path) -> Receipt:
     """Import a folder into the store at ``url`` (creating its tables if need be)."""
-    engine = models.create_engine(url)
-    try:
-        await models.create_all(engine)
-        sources, missing = collect_sources([str(folder)])
-        assert missing == []
-        receipt = await import_sources(engine, sources)
-        assert receipt.rejected == [], receipt.rejected
-        return receipt
-    finally:
-        await engine.dispose()
+    receipt: Receipt = await imported(url, folder)
+    return receipt
 
 
 @dataclass
