@@ -35,6 +35,7 @@ from graphql import (
     GraphQLError,
     GraphQLNamedType,
     GraphQLSchema,
+    GraphQLSyntaxError,
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
@@ -44,6 +45,7 @@ from graphql import (
     get_named_type,
     value_from_ast_untyped,
 )
+from graphql.language import Lexer, Source, TokenKind
 
 LIMIT_CODES = frozenset({"QUERY_TOO_DEEP", "TOO_MANY_ALIASES", "QUERY_TOO_COMPLEX", "TOO_MANY_TOKENS"})
 
@@ -66,6 +68,21 @@ class Limits:
     max_aliases: int = 30
     max_tokens: int = 5_000
     max_nodes: int = 5_000
+
+
+def exceeds_tokens(text: str, max_tokens: int) -> bool:
+    """Whether ``text`` holds more than ``max_tokens`` tokens before any syntax error: the parser's
+    own limit, told by counting with graphql-core's lexer rather than by its error's wording."""
+    lexer = Lexer(Source(text))
+    count = 0
+    try:
+        while lexer.advance().kind is not TokenKind.EOF:
+            count += 1
+            if count > max_tokens:
+                return True
+    except GraphQLSyntaxError:
+        return False
+    return False
 
 
 def limit_rules(limits: Limits) -> list[type[ASTValidationRule]]:

@@ -25,17 +25,21 @@ from typing import Any
 from cachetools import FIFOCache, LRUCache
 
 from .caching import CacheUnavailable, RedisLink
+from .http.errors import HttpError
+from .http.negotiation import JSON
 
 TTL = 30 * 24 * 3600  # seconds a query sent by a client stays in Redis
 
 
-class PersistedQueryError(Exception):
-    """A persisted-query request that cannot be served (400)."""
+class PersistedQueryError(HttpError):
+    """A persisted-query request that cannot be served: 400, except that a hash not known yet
+    answers 200 in ``application/json``, as Apollo's clients expect before they send the query."""
 
     def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+        super().__init__(400, message, code)
+
+    def status_for(self, media_type: str) -> int:
+        return 200 if self.code == "PERSISTED_QUERY_NOT_FOUND" and media_type == JSON else self.status
 
 
 def sha256(text: str) -> str:
