@@ -43,27 +43,26 @@ def _params(data: Mapping[str, Any], *, from_query_string: bool) -> GraphQLParam
     query = data.get("query")
     if query is not None and not isinstance(query, str):
         raise HttpError(400, "query must be a string")
-    variables = data.get("variables")
-    if from_query_string and isinstance(variables, str):
-        try:
-            variables = orjson.loads(variables) if variables else None
-        except orjson.JSONDecodeError:
-            raise HttpError(400, "variables must be a JSON object") from None
-    if variables is not None and not isinstance(variables, dict):
-        raise HttpError(400, "variables must be a JSON object")
     operation_name = data.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise HttpError(400, "operationName must be a string")
     operation_name = operation_name or None  # the empty string is no operation name
-    extensions = data.get("extensions")
-    if from_query_string and isinstance(extensions, str):
-        try:
-            extensions = orjson.loads(extensions) if extensions else None
-        except orjson.JSONDecodeError:
-            raise HttpError(400, "extensions must be a JSON object") from None
-    if extensions is not None and not isinstance(extensions, dict):
-        raise HttpError(400, "extensions must be a JSON object")
+    variables = _object(data, "variables", from_query_string)
+    extensions = _object(data, "extensions", from_query_string)
     return GraphQLParams(query, variables, operation_name, extensions)
+
+
+def _object(data: Mapping[str, Any], name: str, from_query_string: bool) -> dict[str, Any] | None:
+    """A parameter that is a JSON object: in a query string, its text; the empty string is none."""
+    value = data.get(name)
+    if from_query_string and isinstance(value, str):
+        try:
+            value = orjson.loads(value) if value else None
+        except orjson.JSONDecodeError:
+            raise HttpError(400, f"{name} must be a JSON object") from None
+    if value is not None and not isinstance(value, dict):
+        raise HttpError(400, f"{name} must be a JSON object")
+    return value
 
 
 async def parse_request(request: Request, max_body: int) -> GraphQLParams:
