@@ -1,61 +1,14 @@
-"""Synthesize alphanode page-text documents for import and load testing.
+"""What synthesized posts are made of: stacks, problems, titles, prose, images, and the weights of each draw.
 
-Document ``i`` of a run depends only on ``(seed, i)``: it draws from its own
-:class:`random.Random`, seeded from a hash of the two, so generating 10 or 100,000
-documents gives the same first 10, and ``start`` resumes a run anywhere. The
-module-level random generator is never used.
-
-The content follows the one real document (``tests/fixtures/000_*.txt``): a
-problem solved in a stack, a few sections of prose, one checklist section whose
-list is also the meta block's checklist, images at the top and between sections,
-and a meta block whose counts agree with the body (``payload paragraphs`` is the
-number of body paragraphs, ``has images``/``image heavy`` follow the images).
-Every document satisfies ``parse(render(doc)) == doc``.
-
-Identifiers are unique within a run and across seeds: the source id is
-``alphanode-{seed}-{i:06d}`` and the reference ``anp-ref-{seed}-{i:06d}-NNNN``.
+Data only, built once as tuples; a document only picks from them (``documents.synth.build``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import os
-import random
-from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
-from typing import TypeVar
-
-from ._model import (
-    Block,
-    BulletList,
-    Document,
-    Entity,
-    Figure,
-    Flags,
-    Heading,
-    Image,
-    Layout,
-    Meta,
-    Outline,
-    Paragraph,
-    Payload,
-    Revision,
-    Scores,
-)
-from ._render import render
-
-__all__ = ["GENERATOR", "file_name", "synthesize", "write"]
-
-GENERATOR = "anp content synthesizer"
-
-# -- vocabulary ---------------------------------------------------------------
-#
-# Built once, as tuples; a document only picks from them.
 
 # (stack, area, code language, related terms, tools)
-_STACKS: tuple[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], ...] = (
+STACKS: tuple[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], ...] = (
     (
         "python services",
         "backend",
@@ -268,27 +221,27 @@ _STACKS: tuple[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], ...] = (
     ),
 )
 
-_GENERIC_TOOLS = ("git", "logs", "docker", "curl", "grafana", "sentry", "make", "jq", "htop")
+GENERIC_TOOLS = ("git", "logs", "docker", "curl", "grafana", "sentry", "make", "jq", "htop")
 
-_ANY = ("backend", "frontend", "cms", "devops", "data", "search", "ecommerce", "mobile")
+ANY = ("backend", "frontend", "cms", "devops", "data", "search", "ecommerce", "mobile")
 
 # (problem, the areas whose stacks it fits)
-_PROBLEMS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("keeping staging close to production", _ANY),
-    ("documenting deployment steps", _ANY),
-    ("rolling back a bad release", _ANY),
-    ("reducing noisy alerts", _ANY),
-    ("handling secrets safely", _ANY),
-    ("upgrading dependencies without surprises", _ANY),
-    ("writing useful error logs", _ANY),
+PROBLEMS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("keeping staging close to production", ANY),
+    ("documenting deployment steps", ANY),
+    ("rolling back a bad release", ANY),
+    ("reducing noisy alerts", ANY),
+    ("handling secrets safely", ANY),
+    ("upgrading dependencies without surprises", ANY),
+    ("writing useful error logs", ANY),
     ("tracking down a memory leak", ("backend", "frontend", "cms", "data", "search", "mobile")),
     (
         "planning a zero-downtime deploy",
         ("backend", "frontend", "cms", "devops", "data", "search", "ecommerce"),
     ),
     ("keeping build times short", ("backend", "frontend", "devops", "mobile")),
-    ("onboarding new developers faster", _ANY),
-    ("monitoring error rates after a release", _ANY),
+    ("onboarding new developers faster", ANY),
+    ("monitoring error rates after a release", ANY),
     ("cleaning up feature flags", ("backend", "frontend", "mobile", "ecommerce")),
     ("auditing access permissions", ("backend", "cms", "devops", "data", "ecommerce")),
     ("load testing before a launch", ("backend", "frontend", "cms", "search", "ecommerce")),
@@ -333,11 +286,11 @@ _PROBLEMS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("syncing inventory reliably", ("ecommerce",)),
 )
 
-_PROBLEMS_BY_AREA: dict[str, tuple[str, ...]] = {
-    area: tuple(problem for problem, areas in _PROBLEMS if area in areas) for area in _ANY
+PROBLEMS_BY_AREA: dict[str, tuple[str, ...]] = {
+    area: tuple(problem for problem, areas in PROBLEMS if area in areas) for area in ANY
 }
 
-_SCENARIOS = (
+SCENARIOS = (
     "while keeping the admin area responsive",
     "without downtime during business hours",
     "on a small team with limited on-call coverage",
@@ -356,7 +309,7 @@ _SCENARIOS = (
     "for a site with seasonal traffic peaks",
 )
 
-_TITLES = (
+TITLES = (
     "practical guide to {problem} with {stack}",
     "{problem} in {stack}: a field guide",
     "a checklist for {problem} on {stack}",
@@ -367,7 +320,7 @@ _TITLES = (
     "a calm approach to {problem} for {stack}",
 )
 
-_INTROS = (
+INTROS = (
     "when a project grows, {problem} stops being a small cleanup task and becomes part of the way the team "
     "ships software. this alphanode note walks through a practical approach to {stack} {scenario}.",
     "most teams working with {stack} run into {problem} sooner or later. this alphanode note collects the "
@@ -380,14 +333,14 @@ _INTROS = (
     "here is the approach we use {scenario}.",
 )
 
-_SUMMARIES = (
+SUMMARIES = (
     "this ai-style technical summary explains {problem} in {stack}, with emphasis on {emphasis}.",
     "a short summary of how to approach {problem} in {stack} {scenario}, focusing on {emphasis}.",
     "this post covers {problem} for {stack} and keeps the focus on {emphasis}.",
     "an overview of {problem} in {stack}: what to measure, what to change, and how to roll it back.",
 )
 
-_EMPHASES = (
+EMPHASES = (
     "measurement, safe defaults, rollback planning, and maintainable documentation",
     "small reversible changes and clear metrics",
     "repeatable commands and honest trade-offs",
@@ -395,7 +348,7 @@ _EMPHASES = (
     "team habits as much as tooling",
 )
 
-_ACTIONS = (
+ACTIONS = (
     "measure first, change carefully, document the result",
     "start with a small experiment and expand it gradually",
     "automate the check before changing the configuration",
@@ -406,7 +359,7 @@ _ACTIONS = (
     "review the runbook with the on-call engineer",
 )
 
-_BRIEFS = (
+BRIEFS = (
     "the article is written like a careful ai generated engineering draft: it explains the reason for the "
     "change, lists operational checks, and avoids pretending that one command fixes every production case.",
     "the draft reads like an internal engineering note: short sections, concrete checks, and a clear "
@@ -418,7 +371,7 @@ _BRIEFS = (
     "the tone is deliberately cautious: each recommendation comes with a way to measure it and a way to undo it.",
 )
 
-_CHECKLIST = (
+CHECKLIST = (
     "inspect cache headers",
     "test logged-in traffic",
     "purge only the affected route",
@@ -441,7 +394,7 @@ _CHECKLIST = (
     "record the baseline metrics",
 )
 
-_NOTES = (
+NOTES = (
     "sanitized array meta is expected to render as a list in the frontend box",
     "view count is synthetic and only used for testing meta volume",
     "content is generated for import/load testing and should be reviewed before indexing",
@@ -452,10 +405,10 @@ _NOTES = (
     "tool names are illustrative, not an endorsement",
 )
 
-_STATUSES = ("drafted", "reviewed", "published", "needs review", "archive candidate")
-_DIFFICULTIES = ("beginner", "intermediate", "advanced")
+STATUSES = ("drafted", "reviewed", "published", "needs review", "archive candidate")
+DIFFICULTIES = ("beginner", "intermediate", "advanced")
 
-_CHECKLIST_HEADINGS = (
+CHECKLIST_HEADINGS = (
     "implementation checklist",
     "pre-release checklist",
     "operational checklist",
@@ -464,7 +417,7 @@ _CHECKLIST_HEADINGS = (
 )
 
 # Paragraphs that fit under any heading.
-_GENERIC_PARAGRAPHS = (
+GENERIC_PARAGRAPHS = (
     "cache rules should be written for people who will debug them later. name the rule, document the bypass "
     "conditions, and include examples of pages that should and should not be cached.",
     "large content sites need predictable background work. queues, cron events, and import scripts should "
@@ -485,7 +438,7 @@ _GENERIC_PARAGRAPHS = (
 )
 
 # (heading, rank, its own paragraphs): rank orders sections, early ones first.
-_SECTIONS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
+SECTIONS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     (
         "why this matters",
         0,
@@ -640,7 +593,7 @@ _SECTIONS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
 )
 
 
-_UNSPLASH_PHOTOS = (
+UNSPLASH_PHOTOS = (
     "1555949963-aa79dcee981c",
     "1555066931-4365d14bab8c",
     "1498050108023-c5249f4df085",
@@ -656,301 +609,18 @@ _UNSPLASH_PHOTOS = (
 )
 
 # Cumulative weights, for _weighted().
-_IMAGE_COUNTS = (0, 1, 2, 3, 4)
-_IMAGE_COUNT_WEIGHTS = (25, 45, 70, 88, 100)
-_NOTE_COUNTS = (0, 1, 2, 3, 4)
-_NOTE_COUNT_WEIGHTS = (20, 40, 65, 90, 100)
-_STATUS_WEIGHTS_FRESH = (20, 45, 85, 97, 100)  # drafted .. archive candidate
-_STATUS_WEIGHTS_STALE = (10, 25, 55, 75, 100)
-_DIFFICULTY_WEIGHTS_SHORT = (45, 85, 100)  # beginner, intermediate, advanced
-_DIFFICULTY_WEIGHTS_MEDIUM = (25, 75, 100)
-_DIFFICULTY_WEIGHTS_LONG = (10, 45, 100)
-_MAJORS = (0, 1, 2, 3)
-_MAJOR_WEIGHTS = (15, 65, 90, 100)
+IMAGE_COUNTS = (0, 1, 2, 3, 4)
+IMAGE_COUNT_WEIGHTS = (25, 45, 70, 88, 100)
+NOTE_COUNTS = (0, 1, 2, 3, 4)
+NOTE_COUNT_WEIGHTS = (20, 40, 65, 90, 100)
+STATUS_WEIGHTS_FRESH = (20, 45, 85, 97, 100)  # drafted .. archive candidate
+STATUS_WEIGHTS_STALE = (10, 25, 55, 75, 100)
+DIFFICULTY_WEIGHTS_SHORT = (45, 85, 100)  # beginner, intermediate, advanced
+DIFFICULTY_WEIGHTS_MEDIUM = (25, 75, 100)
+DIFFICULTY_WEIGHTS_LONG = (10, 45, 100)
+MAJORS = (0, 1, 2, 3)
+MAJOR_WEIGHTS = (15, 65, 90, 100)
 
-_FIRST_REVIEW = dt.date(2024, 1, 1).toordinal()
-_LAST_REVIEW = dt.date(2026, 11, 1).toordinal()
-_REVIEW_SPAN = _LAST_REVIEW - _FIRST_REVIEW
-
-# -- drawing ----------------------------------------------------------------------
-#
-# Small helpers over a Random instance's random(): the stdlib's choice(), sample()
-# and randint() are several times slower, and a document makes some fifty draws.
-
-_T = TypeVar("_T")
-_Uniform = Callable[[], float]
-
-
-def _pick(r: _Uniform, items: Sequence[_T]) -> _T:
-    """One item, uniformly."""
-    return items[int(r() * len(items))]
-
-
-def _between(r: _Uniform, low: int, high: int) -> int:
-    """An integer from low to high, both included, uniformly."""
-    return low + int(r() * (high - low + 1))
-
-
-def _sample(r: _Uniform, items: Sequence[_T], k: int) -> list[_T]:
-    """k distinct items in random order (a partial Fisher-Yates shuffle)."""
-    pool = list(items)
-    n = len(pool)
-    for i in range(min(k, n)):
-        j = i + int(r() * (n - i))
-        pool[i], pool[j] = pool[j], pool[i]
-    return pool[:k]
-
-
-def _weighted(r: _Uniform, items: Sequence[_T], cum_weights: Sequence[int]) -> _T:
-    """One item, drawn with the given cumulative weights."""
-    return items[bisect_right(cum_weights, r() * cum_weights[-1])]
-
-
-def _rank(section: tuple[str, int, tuple[str, ...]]) -> int:
-    return section[1]
-
-
-def _clamp(value: float, low: int = 0, high: int = 100) -> int:
-    return max(low, min(high, round(value)))
-
-
-def _document_key(seed: int, index: int) -> int:
-    """A 64-bit integer that depends only on (seed, index): the document's random seed."""
-    digest = hashlib.blake2b(f"anp:{seed}:{index}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
-
-
-def _document(seed: int, index: int) -> Document:
-    """Document ``index`` of the run with ``seed``; depends on nothing else."""
-    key = _document_key(seed, index)
-    rng = random.Random(key)
-    r = rng.random
-
-    stack, area, language, related, stack_tools = _pick(r, _STACKS)
-    problem = _pick(r, _PROBLEMS_BY_AREA[area])
-    scenario = _pick(r, _SCENARIOS)
-
-    # stack terms: the stack and its area, then usually its language and sometimes a related term.
-    terms = [stack, area]
-    extra = r()
-    if extra < 0.8:
-        terms.append(language)
-        if extra < 0.3:
-            terms.append(_pick(r, related))
-    stack_terms = tuple(dict.fromkeys(terms))
-
-    own_tools = _sample(r, stack_tools, _between(r, 1, min(5, len(stack_tools))))
-    generic_tools = _sample(r, _GENERIC_TOOLS, _between(r, 0, 3))
-    tools = tuple(dict.fromkeys(own_tools + generic_tools))[:8]
-    if len(tools) < 2:
-        tools = (*tools, *(tool for tool in _GENERIC_TOOLS if tool not in tools))[:2]
-    words = {
-        "problem": problem,
-        "stack": stack,
-        "scenario": scenario,
-        "area": area,
-        "language": language,
-        "tool": tools[0],
-        "other": tools[1],
-    }
-    title = _pick(r, _TITLES).format_map(words)
-    intro = _pick(r, _INTROS).format_map(words)
-
-    # -- body: sections, one of them the checklist, images between them ------------
-    checklist = tuple(_sample(r, _CHECKLIST, _between(r, 3, 7)))
-    prose_count = _between(r, 1, 4)
-    prose = sorted(_sample(r, _SECTIONS, prose_count), key=_rank)
-    sections: list[list[Block]] = []
-    paragraphs = 0
-    spare = list(_GENERIC_PARAGRAPHS)  # each generic paragraph at most once per document
-    for heading, _, own in prose:
-        # A section opens with one of its own paragraphs, then more of its own or generic ones.
-        count = _between(r, 1, 3)
-        paragraphs += count
-        texts = list(own)
-        chosen = [texts.pop(int(r() * len(texts)))]
-        for _ in range(count - 1):
-            k = int(r() * (len(texts) + len(spare)))
-            chosen.append(texts.pop(k) if k < len(texts) else spare.pop(k - len(texts)))
-        blocks: list[Block] = [Heading(heading)]
-        blocks += [Paragraph(text.format_map(words)) for text in chosen]
-        sections.append(blocks)
-    # The checklist goes anywhere before the closing sections.
-    opening = sum(1 for section in prose if section[1] < 2)
-    checklist_section: list[Block] = [Heading(_pick(r, _CHECKLIST_HEADINGS)), BulletList(checklist)]
-    checklist_at = _between(r, 0, opening)
-    sections.insert(checklist_at, checklist_section)
-
-    image_count = _weighted(r, _IMAGE_COUNTS, _IMAGE_COUNT_WEIGHTS)
-    # Slot 0 is right after the intro, slot k right after section k.
-    slots = [0] * (len(sections) + 1)
-    for _ in range(image_count):
-        slots[_between(r, 0, len(sections))] += 1
-    photos = _sample(r, _UNSPLASH_PHOTOS, image_count)
-    subject = f"{problem} with {stack}"
-    images: list[Image] = []
-    body: list[Block] = []
-    # An image right after a list or another image has no blank line before it, as in the seed.
-    gap = 1
-    for slot, shown in enumerate(slots):
-        if slot:
-            body += sections[slot - 1]
-            gap = 0 if slot - 1 == checklist_at else 1
-        for _ in range(shown):
-            position = len(images) + 1
-            if r() < 0.4:
-                source = "picsum.photos"
-                url = f"https://picsum.photos/seed/anp-{seed}-{index:06d}-{position}/1200/630"
-            else:
-                source = "unsplash"
-                url = f"https://images.unsplash.com/photo-{photos[position - 1]}?auto=format&fit=crop&w=1200&q=80"
-            images.append(Image(position, f"{subject} visual reference {position}", source, url))
-            body.append(Figure(position, gap))
-            gap = 0
-
-    # -- meta -------------------------------------------------------------------------
-    reading_time = _clamp(paragraphs * (0.8 + 0.9 * r()) + 0.3 * image_count + 3 * r(), 2, 20)
-    if reading_time >= 12:
-        difficulty = _weighted(r, _DIFFICULTIES, _DIFFICULTY_WEIGHTS_LONG)
-    elif reading_time <= 4:
-        difficulty = _weighted(r, _DIFFICULTIES, _DIFFICULTY_WEIGHTS_SHORT)
-    else:
-        difficulty = _weighted(r, _DIFFICULTIES, _DIFFICULTY_WEIGHTS_MEDIUM)
-
-    reviewed_offset = _between(r, 0, _REVIEW_SPAN)
-    age = 1 - reviewed_offset / _REVIEW_SPAN  # 0: reviewed on the last day, 1: on the first
-    status = _weighted(r, _STATUSES, _STATUS_WEIGHTS_STALE if age > 0.6 else _STATUS_WEIGHTS_FRESH)
-    version = f"{_weighted(r, _MAJORS, _MAJOR_WEIGHTS)}.{_between(r, 0, 12)}.{_between(r, 0, 20)}"
-
-    quality = _clamp(rng.triangular(30, 100, 88))
-    scores = Scores(
-        quality=quality,
-        freshness=_clamp(95 - 70 * age + rng.gauss(0, 6)),
-        depth=_clamp(25 + 4 * paragraphs + 2 * reading_time + rng.gauss(0, 10)),
-        clarity=_clamp(quality + rng.gauss(-3, 8)),
-    )
-    # Published posts are read more; views span several orders of magnitude.
-    top = 6.0 if status in ("published", "reviewed") else 4.8
-    view_count = int(10 ** (1 + (top - 1) * r()))
-
-    if status == "needs review":
-        needs_review = True
-    elif status == "drafted":
-        needs_review = r() < 0.6
-    else:
-        needs_review = r() < (0.4 if quality < 60 else 0.1)
-    flags = Flags(
-        ai_generated_style=r() < 0.8,
-        has_images=image_count > 0,
-        image_heavy=image_count >= 3,
-        needs_human_review=needs_review,
-    )
-
-    entities = [Entity(stack, "stack"), Entity(area, "area"), Entity(problem, "problem")]
-    entities += [Entity(tool, "tool") for tool in _sample(r, tools, _between(r, 0, 3))]
-
-    meta = Meta(
-        topic=f"{problem} / {stack}",
-        summary=_pick(r, _SUMMARIES).format_map({**words, "emphasis": _pick(r, _EMPHASES)}),
-        outline=Outline(context=scenario, problem=problem, stack=stack, recommended_action=_pick(r, _ACTIONS)),
-        ai_brief=_pick(r, _BRIEFS).format_map(words),
-        stack=stack_terms,
-        tools=tools,
-        code_language=language,
-        difficulty=difficulty,
-        reading_time=reading_time,
-        view_count=view_count,
-        scores=scores,
-        revision=Revision(
-            status=status,
-            version=version,
-            last_reviewed=dt.date.fromordinal(_FIRST_REVIEW + reviewed_offset),
-        ),
-        reference=f"anp-ref-{seed}-{index:06d}-{_between(r, 0, 9999):04d}",
-        hash=f"{rng.getrandbits(96):024x}",
-        flags=flags,
-        checklist=checklist,
-        entities=tuple(entities),
-        payload=Payload(
-            source_id=f"alphanode-{seed}-{index:06d}",
-            generator=GENERATOR,
-            paragraphs=paragraphs,
-            scenario=scenario,
-            seed=key & 0x7FFF_FFFF,  # fits a 32-bit column and a GraphQL Int
-        ),
-        notes=tuple(_sample(r, _NOTES, _weighted(r, _NOTE_COUNTS, _NOTE_COUNT_WEIGHTS))),
-    )
-    return Document(
-        title=title,
-        intro=intro,
-        body=tuple(body),
-        images=tuple(images),
-        meta=meta,
-        layout=Layout(),
-    )
-
-
-def _check(count: int, seed: int, start: int) -> None:
-    if count < 0:
-        raise ValueError(f"count must be 0 or more, not {count}")
-    if seed < 0:
-        raise ValueError(f"seed must be 0 or more, not {seed}")
-    if start < 0:
-        raise ValueError(f"start must be 0 or more, not {start}")
-
-
-def synthesize(count: int, seed: int, start: int = 1) -> Iterator[Document]:
-    """Yield ``count`` documents, numbered ``start``, ``start + 1``, ...
-
-    Document ``i`` depends only on ``(seed, i)``: the same arguments always give the
-    same documents, and a longer run begins with the documents of a shorter one.
-    """
-    _check(count, seed, start)
-    return (_document(seed, index) for index in range(start, start + count))
-
-
-def _name(text: str, index: int) -> str:
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-    return f"{index:06d}_{digest}.txt"
-
-
-def file_name(document: Document, index: int) -> str:
-    """The file name of document ``index``: ``000001_<16 hex digits of sha256 of its text>.txt``."""
-    return _name(render(document), index)
-
-
-def write(
-    out_dir: Path,
-    count: int,
-    seed: int,
-    start: int = 1,
-    progress: Callable[[int], None] | None = None,
-) -> int:
-    """Write ``count`` synthesized documents into ``out_dir``; return how many were written.
-
-    Each file holds exactly ``render(document)`` as UTF-8 and is named by
-    :func:`file_name`. A file is written under a temporary name (a dot file ending
-    in ``.tmp``, in the same directory) and then renamed into place, so a killed run
-    never leaves a half-written ``.txt`` document. Running it again with the same
-    arguments rewrites the same files with the same bytes. ``progress``, if given,
-    is called after each file with the number written so far.
-    """
-    _check(count, seed, start)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pid = os.getpid()
-    written = 0
-    for index in range(start, start + count):
-        text = render(_document(seed, index))
-        name = _name(text, index)
-        temporary = out_dir / f".{name}.{pid}.tmp"
-        try:
-            temporary.write_bytes(text.encode("utf-8"))
-            os.replace(temporary, out_dir / name)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        written += 1
-        if progress is not None:
-            progress(written)
-    return written
+FIRST_REVIEW = dt.date(2024, 1, 1).toordinal()
+LAST_REVIEW = dt.date(2026, 11, 1).toordinal()
+REVIEW_SPAN = LAST_REVIEW - FIRST_REVIEW
