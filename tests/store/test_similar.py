@@ -18,6 +18,7 @@ from store import similar
 from store.importer import collect_sources, import_sources, text_source
 from store.similar import MAX_SIMILAR, rebuild_similar
 from tests.conftest import SEED_DOCUMENT
+from tests.store import similar_oracle as oracle
 
 pytestmark = pytest.mark.anyio
 
@@ -174,14 +175,15 @@ async def _lists_of_every_post(engine: AsyncEngine, *, around: list[int] | None 
     async with engine.connect() as conn:
         index = await conn.run_sync(lambda c: similar.load_index(c, around=around))
     wanted = [int(i) for i in index.post_ids] if around is None else around
-    lists = similar._lists(index, wanted)
-    rows = similar._rows(index, lists, wanted[0], wanted[-1])
+    lists = similar.lists_for(index, wanted)
+    rows = similar.rows_for(index, lists, wanted[0], wanted[-1])
     many: dict[int, list[tuple]] = {post_id: [] for post_id in wanted}
     for post_id, _, similar_id, score, reasons in rows:
         many[post_id].append((similar_id, score, json.loads(reasons)))
     one = {
         post_id: [
-            (int(index.post_ids[m.similar_index]), m.score, m.reasons) for m in index.top(index.index_of[post_id])
+            (int(index.post_ids[m.similar_index]), m.score, m.reasons)
+            for m in oracle.top(index, index.index_of[post_id])
         ]
         for post_id in wanted
     }
@@ -193,7 +195,7 @@ async def test_many_posts_at_once_give_what_one_post_at_a_time_gives(
     engine: AsyncEngine, corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Few candidates, so that gathering them stops early and differs from post to post
-    monkeypatch.setattr(similar, "MIN_CANDIDATES", 12)
+    monkeypatch.setattr(similar.terms, "MIN_CANDIDATES", 12)
     await import_sources(engine, collect_sources([str(corpus)])[0], refresh=False)
     everything = await _lists_of_every_post(engine)
     # A partial index (some posts and their candidates) gives the same lists for those posts
@@ -204,7 +206,7 @@ async def test_many_posts_at_once_give_what_one_post_at_a_time_gives(
 async def test_reasons_are_right_when_the_hashes_of_shared_terms_collide(
     engine: AsyncEngine, corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(similar, "_mix", lambda words: words & 0)  # every set of shared terms hashes alike
+    monkeypatch.setattr(similar.reasons, "mix", lambda words: words & 0)  # every set of shared terms hashes alike
     await import_sources(engine, collect_sources([str(corpus)])[0], refresh=False)
     await _lists_of_every_post(engine)
 
@@ -214,8 +216,8 @@ async def test_a_refresh_in_worker_processes_stores_what_one_in_this_process_doe
 ) -> None:
     await import_sources(engine, collect_sources([str(corpus)])[0])
     here = await similar_lists(engine)
-    monkeypatch.setattr(similar, "PARALLEL_FROM", 10)
-    monkeypatch.setattr(similar, "COMPUTE_PART", 20)
-    monkeypatch.setattr(similar, "WRITE_CHUNK", 7)
+    monkeypatch.setattr(similar.refresh, "PARALLEL_FROM", 10)
+    monkeypatch.setattr(similar.refresh, "COMPUTE_PART", 20)
+    monkeypatch.setattr(similar.refresh, "WRITE_CHUNK", 7)
     assert await rebuild_similar(engine) == 81
     assert await similar_lists(engine) == here
