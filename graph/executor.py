@@ -27,7 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from graphql import (
     DocumentNode,
@@ -65,6 +65,7 @@ from strawberry.types.field import StrawberryField
 from .limits import Limits, limit_rules
 
 BatchResolver = Callable[..., Awaitable[Sequence[Any]]]
+R = TypeVar("R", bound=BatchResolver)  # a batch resolver keeps its own signature once registered
 
 # (GraphQL type name, GraphQL field name) -> batch resolver (parents, info, **kwargs) -> values
 BATCH_RESOLVERS: dict[tuple[str, str], BatchResolver] = {}
@@ -72,10 +73,10 @@ BATCH_RESOLVERS: dict[tuple[str, str], BatchResolver] = {}
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
-def batch_resolver(type_name: str, field_name: str) -> Callable[[BatchResolver], BatchResolver]:
+def batch_resolver(type_name: str, field_name: str) -> Callable[[R], R]:
     """Register the batch form of a field's resolver: one call for all objects of a level."""
 
-    def register(fn: BatchResolver) -> BatchResolver:
+    def register(fn: R) -> R:
         BATCH_RESOLVERS[(type_name, field_name)] = fn
         return fn
 

@@ -9,6 +9,7 @@ loaders, one statement per relation for a whole page of posts.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
@@ -398,7 +399,7 @@ async def post_similar_posts(posts: list[Post], info: Info, first: int = 5) -> l
     ]
 
 
-def _meta_list(loader_name: str) -> Any:
+def _meta_list(loader_name: str) -> Callable[[list[PostMeta], Info], Awaitable[list[list[str]]]]:
     async def resolve(metas: list[PostMeta], info: Info) -> list[list[str]]:
         loader = getattr(info.context.loaders, loader_name)
         return list(await loader.load_all([m.pk for m in metas]))

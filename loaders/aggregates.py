@@ -40,7 +40,8 @@ class AggregateCache:
         found = self._entries.get(key)
         if found is not None and found[0] == version:
             self.hits += 1
-            return found[1]
+            kept: T = found[1]
+            return kept
         self.misses += 1
         value = await compute()
         self._entries[key] = (version, value)  # (the least recently used out past max_entries)

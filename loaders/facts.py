@@ -333,7 +333,8 @@ class Facts:
         post_ids, term_ids = self.links[facet]
         hits = post_ids[np.isin(term_ids, ids)]
         if every:
-            return np.bincount(hits, minlength=self.size)[: self.size] == len(ids)
+            every_term: np.ndarray = np.bincount(hits, minlength=self.size)[: self.size] == len(ids)
+            return every_term
         out = np.zeros(self.size, dtype=bool)
         out[hits] = True
         return out

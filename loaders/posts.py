@@ -462,7 +462,7 @@ async def _matches(db: RequestDb, facts: Facts, terms: SearchTerms | None) -> np
     """The ids of the posts a search matches (kept with the index: it is the same until a write)."""
     if terms is None:
         return None
-    found = kept_matches(facts, terms)
+    found: np.ndarray | None = kept_matches(facts, terms)
     if found is None:
         in_memory = _index_terms(facts, terms)
         if terms.empty:
@@ -498,7 +498,7 @@ async def _ranking(
         if kept is not None:
             return cast(tuple[np.ndarray, np.ndarray, list[int]], kept)
     key = ("ranked", terms)
-    found = kept_matches(facts, key)
+    found: tuple[np.ndarray, np.ndarray, list[int]] | None = kept_matches(facts, key)
     if found is None and (compute or in_memory is not None or by_fts5):
         if terms.empty:
             found = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), [])
@@ -530,7 +530,7 @@ async def _ranking(
         # A walk begun before a write: ranked by its first page's statistics.
         assert facts.text is not None
         walked_key = ("ranked", terms, tuple(frozen))
-        walked = kept_matches(facts, walked_key)
+        walked: tuple[np.ndarray, np.ndarray, list[int]] | None = kept_matches(facts, walked_key)
         if walked is None:
             walked = await facts.text.ranking(db, in_memory, frozen)
             if walked[2] != frozen:

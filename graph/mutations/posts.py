@@ -8,7 +8,7 @@ NotFound or Conflict, in which case nothing was written.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import strawberry
 
@@ -84,7 +84,11 @@ async def _load_post(info: Info, post_id: int) -> Post:
     return Post.from_row(row)
 
 
-async def _run(info: Info, edit_fn: Callable[..., edit.Saved], *args: Any, **kwargs: Any) -> Any:
+# What an edit of a post answers.
+EditOutcome = PostSaved | ValidationError | NotFound | Conflict
+
+
+async def _run(info: Info, edit_fn: Callable[..., edit.Saved], *args: Any, **kwargs: Any) -> EditOutcome:
     """Run an edit; map the store's errors to result types."""
     try:
         saved = await (await _writer(info)).run(edit_fn, *args, **kwargs)
@@ -108,7 +112,7 @@ def _not_found(id: str) -> NotFound:
 
 async def _edit_post(
     info: Info, mutation: str, id: str, edit_fn: Callable[..., edit.Saved], *args: Any, **kwargs: Any
-) -> Any:
+) -> EditOutcome:
     """An editor's edit of the post with this global ID (``NotFound`` when there is none)."""
     viewer = require_editor(info.context.viewer, mutation)
     post_id = await _post_id(info, id)
@@ -161,7 +165,8 @@ class Mutation:
     ) -> CreatePostResult:
         viewer = require_editor(info.context.viewer, "createPost")
         document = document_from_input(input)
-        return await _run(info, edit.save_document, document, author=viewer.name, reason="created")
+        outcome = await _run(info, edit.save_document, document, author=viewer.name, reason="created")
+        return cast(CreatePostResult, outcome)  # (a new post is never NotFound)
 
     @strawberry.mutation(
         description="Change parts of a post. `expectedHash` is the `contentHash` you read: if the post changed "

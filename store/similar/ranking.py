@@ -29,7 +29,8 @@ def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     total = int(lengths.sum())
     if total == 0:
         return np.empty(0, dtype=np.int64)
-    return np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    ranges: np.ndarray = np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return ranges
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,8 @@ def mix(z: np.ndarray) -> np.ndarray:
     """splitmix64's finalizer, element-wise (uint64, wrapping): every bit of the input moves every bit."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    mixed: np.ndarray = z ^ (z >> np.uint64(31))
+    return mixed
 
 
 def _reasons_json(index: TermIndex, terms: np.ndarray, shared: np.ndarray) -> list[str]:

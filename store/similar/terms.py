@@ -151,14 +151,16 @@ class TermIndex:
         return self._postings is None
 
     def terms(self, i: int) -> np.ndarray:
-        return self.x.indices[self.x.indptr[i] : self.x.indptr[i + 1]]
+        held: np.ndarray = self.x.indices[self.x.indptr[i] : self.x.indptr[i + 1]]
+        return held
 
     def postings(self, term: int) -> np.ndarray:
         """Indices of the posts holding ``term``, ascending (in a partial index: the terms it was built for)."""
         if self._postings is not None:
             return self._postings[term]
         assert self.xc is not None
-        return self.xc.indices[self.xc.indptr[term] : self.xc.indptr[term + 1]]
+        holders: np.ndarray = self.xc.indices[self.xc.indptr[term] : self.xc.indptr[term + 1]]
+        return holders
 
     def candidates(self, i: int) -> tuple[np.ndarray, np.ndarray, int]:
         """Posts holding post i's rarest terms; with i's terms rarest first and how many were used."""
