@@ -170,14 +170,7 @@ async def graphql_endpoint(request: Request) -> Response:
     negotiated = response_media_type(request)
     if negotiated is None:
         stats.error_code = "NOT_ACCEPTABLE"
-        message = f"this endpoint answers {GRAPHQL_RESPONSE} or {JSON}: accept one of them"
-        response = JSONResponse(
-            error_body(message, "NOT_ACCEPTABLE"),
-            status_code=406,
-            headers={**headers, "Cache-Control": "no-store"},
-            media_type=f"{JSON}; charset=utf-8",
-        )
-        return _finish(request, response, stats, services)
+        return _finish(request, _not_acceptable(headers), stats, services)
     media_type = negotiated
     content_type = f"{media_type}; charset=utf-8"  # the spec: SHOULD name the encoding
     authorization = request.headers.get("authorization")
@@ -200,13 +193,7 @@ async def graphql_endpoint(request: Request) -> Response:
             # A miss, or the cache not asked because it is away (Redis down): operators tell them apart.
             stats.cache = "miss" if cache.available else "unavailable"
         started_at = cache.generation if cache is not None else 0
-        try:
-            async with asyncio.timeout(settings.request_timeout):
-                result = await execute(services, params, method, request, authorization=authorization, stats=stats)
-        except TimeoutError:
-            raise HttpError(
-                400, f"the operation ran longer than the limit of {settings.request_timeout:g} s", "TIMEOUT"
-            ) from None
+        result = await _execute_in_time(services, params, method, request, authorization, stats)
         if stats.kind == "mutation":
             stats.cache = "bypass"
         trouble = _trouble_in(result)
@@ -244,6 +231,33 @@ async def graphql_endpoint(request: Request) -> Response:
             media_type=content_type,
         )
     return _finish(request, response, stats, services)
+
+
+def _not_acceptable(headers: dict[str, str]) -> Response:
+    message = f"this endpoint answers {GRAPHQL_RESPONSE} or {JSON}: accept one of them"
+    return JSONResponse(
+        error_body(message, "NOT_ACCEPTABLE"),
+        status_code=406,
+        headers={**headers, "Cache-Control": "no-store"},
+        media_type=f"{JSON}; charset=utf-8",
+    )
+
+
+async def _execute_in_time(
+    services: Services,
+    params: GraphQLParams,
+    method: str,
+    request: Request,
+    authorization: str | None,
+    stats: RequestStats,
+) -> ExecutionResult:
+    """``execute`` within the request time limit; past it, a TIMEOUT error (the database's work is cancelled)."""
+    limit = services.settings.request_timeout
+    try:
+        async with asyncio.timeout(limit):
+            return await execute(services, params, method, request, authorization=authorization, stats=stats)
+    except TimeoutError:
+        raise HttpError(400, f"the operation ran longer than the limit of {limit:g} s", "TIMEOUT") from None
 
 
 def _operation(services: Services, params: GraphQLParams, stats: RequestStats) -> OperationDefinitionNode | None:

@@ -95,6 +95,11 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.folder = multiprocess_dir()
+        self._requests()
+        self._caches()
+        self._replica()
+
+    def _requests(self) -> None:
         self.duration = Histogram(
             "alphanode_request_duration_seconds",
             "GraphQL request duration, by operation name, kind and cache result.",
@@ -115,6 +120,14 @@ class Metrics:
         self.responses = Counter(
             "alphanode_responses_total", "GraphQL responses, by HTTP status.", ("status",), registry=self.registry
         )
+        self.imports = Counter(
+            "alphanode_import_documents_total",
+            "Documents imported through this server, by outcome.",
+            ("outcome",),
+            registry=self.registry,
+        )
+
+    def _caches(self) -> None:
         self.purged = Counter(
             "alphanode_cache_purged_keys_total", "Surrogate keys purged from the cache.", registry=self.registry
         )
@@ -151,13 +164,8 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
-        self.imports = Counter(
-            "alphanode_import_documents_total",
-            "Documents imported through this server, by outcome.",
-            ("outcome",),
-            registry=self.registry,
-        )
 
+    def _replica(self) -> None:
         # Of an instance's workers: the largest lag any of them measured; -1 while none knows it.
         self.replica_lag = Gauge(
             "alphanode_replica_lag_seconds",

@@ -89,22 +89,8 @@ class Services:
         replica: Replica | None = None
         if settings.read_database_url:
             replica = await _open_replica(settings, pool, metrics)
-        redis: RedisLink | None = None
-        if settings.redis_url:
-            redis = RedisLink(
-                settings.redis_url,
-                timeout=settings.redis_timeout,
-                on_error=metrics.cache_error,
-                on_state=metrics.cache_state,
-            )
-        cache: ResponseCache | None = None
-        purger: Purger | None = None
-        if settings.cache:
-            cache = (
-                RedisCache(redis, settings.redis_prefix)
-                if redis is not None
-                else MemoryCache(settings.cache_max_bytes, on_size=metrics.cache_size)
-            )
+        redis = _redis_link(settings, metrics)
+        cache = _response_cache(settings, metrics, redis)
         persisted = PersistedQueries(
             Path(settings.persisted_dir) if settings.persisted_dir else OPERATIONS_DIR,
             allow_list_only=settings.persisted_only,
@@ -113,20 +99,7 @@ class Services:
         )
         if redis is not None:
             await redis.start()  # never fails: a Redis that does not answer is down, and watched
-        varnish = varnish_urls(settings.varnish_purge_urls)
-        if cache is not None or settings.purge_webhook or varnish:
-            purger = Purger(
-                engine,
-                cache if cache is not None else MemoryCache(0),
-                interval=settings.purge_interval,
-                webhook=settings.purge_webhook,
-                varnish=varnish,
-                repurge_delay=settings.varnish_repurge_delay,
-                on_purged=metrics.purged_keys,
-                on_varnish=metrics.varnish_purged,
-                before_purge=replica.raise_fence if replica is not None else None,
-            )
-            await purger.start()
+        purger = await _start_purger(settings, engine, cache, metrics, replica)
         listeners: list[Any] = [_poll(purger)] if purger is not None else []
         writer = Writer(engine, pool, listeners=listeners, refresh_inline=False)
         refresher = SimilarRefresher(
@@ -176,6 +149,46 @@ class Services:
         await self.engine.dispose()
         self.metrics.retire()
         collector.release()
+
+
+def _redis_link(settings: Settings, metrics: Metrics) -> RedisLink | None:
+    """The Redis behind the shared cache and persisted queries, when configured (not yet started)."""
+    if not settings.redis_url:
+        return None
+    return RedisLink(
+        settings.redis_url, timeout=settings.redis_timeout, on_error=metrics.cache_error, on_state=metrics.cache_state
+    )
+
+
+def _response_cache(settings: Settings, metrics: Metrics, redis: RedisLink | None) -> ResponseCache | None:
+    """Redis's cache when there is a Redis, else one in this process; None with the cache off."""
+    if not settings.cache:
+        return None
+    if redis is not None:
+        return RedisCache(redis, settings.redis_prefix)
+    return MemoryCache(settings.cache_max_bytes, on_size=metrics.cache_size)
+
+
+async def _start_purger(
+    settings: Settings, engine: AsyncEngine, cache: ResponseCache | None, metrics: Metrics, replica: Replica | None
+) -> Purger | None:
+    """The follower of the purge log, when something is there to purge: a cache, a webhook, Varnish."""
+    varnish = varnish_urls(settings.varnish_purge_urls)
+    if cache is None and not settings.purge_webhook and not varnish:
+        return None
+    purger = Purger(
+        engine,
+        cache if cache is not None else MemoryCache(0),
+        interval=settings.purge_interval,
+        webhook=settings.purge_webhook,
+        varnish=varnish,
+        repurge_delay=settings.varnish_repurge_delay,
+        on_purged=metrics.purged_keys,
+        on_varnish=metrics.varnish_purged,
+        before_purge=replica.raise_fence if replica is not None else None,
+    )
+    await purger.start()
+    return purger
 
 
 async def _open_replica(settings: Settings, primary: ReadPool, metrics: Metrics) -> Replica:
