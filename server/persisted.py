@@ -24,9 +24,9 @@ from typing import Any
 
 from cachetools import FIFOCache, LRUCache
 
-from .caching import CacheUnavailable, RedisLink
 from .http.errors import HttpError
 from .http.negotiation import JSON
+from .redis_link import CacheUnavailable, RedisLink
 
 TTL = 30 * 24 * 3600  # seconds a query sent by a client stays in Redis
 

@@ -20,10 +20,11 @@ from store.refresher import SimilarRefresher
 from store.wal import WalKeeper
 
 from . import collector
-from .caching import MemoryCache, RedisCache, RedisLink, ResponseCache
+from .caching import MemoryCache, RedisCache, ResponseCache
 from .observe import Metrics
 from .persisted import PersistedQueries
 from .purging import Purger, varnish_urls
+from .redis_link import RedisLink
 from .replica import CONNECT_TIMEOUT as REPLICA_CONNECT_TIMEOUT
 from .replica import Replica, setting_problem
 from .settings import Settings

@@ -30,7 +30,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from server.app import create_app
-from server.caching import Entry, RedisCache, RedisLink
+from server.caching import Entry, RedisCache
+from server.redis_link import RedisLink
 from server.services import Services
 from server.settings import Settings
 from tests.parts.redis import RedisServer, private_redis
