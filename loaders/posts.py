@@ -295,18 +295,15 @@ async def page(
 
     Reading backwards (``forward=False``, for ``last``) reads the order reversed
     and turns the rows round, so the page is always in the ordering's direction.
+    The fact index answers when it can (``_from_index``), SQL otherwise (``_from_sql``).
     """
-    q = _Query(db.dialect)
     if selection.search is not None and selection.search.empty:
         return Page([], [], [], False)  # a search without a word to look for finds nothing
-    search = selection.search
-    relevance = ordering.key == "relevance"
+    window = _Window(size, forward, after, before)
     # A search ranked by relevance with no other filter is ranked and cut to the page in the
     # search index alone: only the page's posts are read (a common word matches tens of
     # thousands, and reading each one's row took most of the time).
-    ranked_only = relevance and _search_only(selection)
-    key_sql = _sort_key(ordering.key, db.dialect)
-    id_sql = "s.id" if ranked_only else "post.id"
+    ranked_only = ordering.key == "relevance" and _search_only(selection)
     # The fact index (loaders.facts) finds the selected posts, and the page's ids for every
     # ordering but relevance. Ranked by relevance, it keeps the ranking of every match once
     # computed, and a search alone is ranked whole from its first page: on SQLite in memory for
@@ -320,7 +317,35 @@ async def page(
     plain = selection == Selection() and ordering.key == "newest"
     facts = None if plain else await _facts(db, selection)
     candidates: list[int] | None = None
-    if facts is not None and relevance and search is not None:
+    if facts is not None:
+        answer = await _from_index(db, facts, selection, ordering, window, ranked_only)
+        if isinstance(answer, Page):
+            return answer
+        candidates = answer
+        if candidates == []:
+            return Page([], [], [], False)
+    return await _from_sql(db, selection, ordering, window, ranked_only, candidates)
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """Which page: its size, its direction, and the cursor it starts after (or ends before)."""
+
+    size: int
+    forward: bool
+    after: list[Any] | None
+    before: list[Any] | None
+
+
+async def _from_index(
+    db: RequestDb, facts: Facts, selection: Selection, ordering: Ordering, window: _Window, ranked_only: bool
+) -> Page | list[int] | None:
+    """The page from the fact index; or, ranked by relevance and not ranked yet, the posts the
+    filters hold for SQL to rank (``[]``: none); or None for SQL to find it all."""
+    q = _Query(db.dialect)
+    search = selection.search
+    after, before = window.after, window.before
+    if ordering.key == "relevance" and search is not None:
         cursor = after if after is not None else before
         frozen = cursor[2] if cursor is not None and len(cursor) > 2 and cursor[2] else None
         ranking = await _ranking(db, facts, search, compute=ranked_only, frozen=frozen)
@@ -332,8 +357,8 @@ async def page(
                 relevances,
                 mask,
                 ordering,
-                size,
-                forward=forward,
+                window.size,
+                forward=window.forward,
                 after=after[:2] if after is not None else None,
                 before=before[:2] if before is not None else None,
             )
@@ -342,17 +367,33 @@ async def page(
                 # Each cursor carries the statistics the ranking was made with (see loaders.postings).
                 keys = [[*k, stats] for k in keys]
                 return await _page_of(db, q, search, ordering, page_ids, more, keys)
-        if not ranked_only:
-            # Not ranked yet: rank only the posts the filters hold.
-            mask = await _selected(db, facts, selection)
-            candidates = [int(i) for i in np.flatnonzero(mask)]
-            if not candidates:
-                return Page([], [], [], False)
-    elif facts is not None:
+        if ranked_only:
+            return None
+        # Not ranked yet: rank only the posts the filters hold.
         mask = await _selected(db, facts, selection)
-        found = facts.page(mask, ordering, size, forward=forward, after=after, before=before)
-        if found is not None:
-            return await _page_of(db, q, search, ordering, *found)
+        return [int(i) for i in np.flatnonzero(mask)]
+    mask = await _selected(db, facts, selection)
+    found = facts.page(mask, ordering, window.size, forward=window.forward, after=after, before=before)
+    if found is not None:
+        return await _page_of(db, q, search, ordering, *found)
+    return None
+
+
+async def _from_sql(
+    db: RequestDb,
+    selection: Selection,
+    ordering: Ordering,
+    window: _Window,
+    ranked_only: bool,
+    candidates: list[int] | None,
+) -> Page:
+    """The page in SQL: one statement, ranked (a search by relevance) or ordered by the sort key."""
+    q = _Query(db.dialect)
+    search = selection.search
+    relevance = ordering.key == "relevance"
+    size, forward = window.size, window.forward
+    key_sql = _sort_key(ordering.key, db.dialect)
+    id_sql = "s.id" if ranked_only else "post.id"
     # Parameters are bound in the order they appear in the text: the source comes first.
     if relevance and search:
         source = f"({_ranked(q, search, candidates)}) s" + ("" if ranked_only else " JOIN post ON post.id = s.id")
@@ -364,7 +405,7 @@ async def page(
         conditions = []  # the candidates are the selected posts
     else:
         conditions = _conditions(q, replace(selection, search=None) if relevance and search else selection)
-    for cursor, later in ((after, True), (before, False)):
+    for cursor, later in ((window.after, True), (window.before, False)):
         if cursor is None:
             continue
         op = "<" if ordering.descending == later else ">"
