@@ -190,6 +190,16 @@ def write_batch(
 
     created = [(item, rows) for item, rows, post_id in to_write if post_id is None]
     updated = [(item, rows, post_id) for item, rows, post_id in to_write if post_id is not None]
+    ids = _insert_posts(conn, created, outcomes)
+    ids.update(_update_posts(conn, updated, outcomes))
+    _write_rest(conn, batch, to_write, ids, vocabulary, now)
+    return outcomes
+
+
+def _insert_posts(
+    conn: Connection, created: list[tuple[Incoming | Prepared, PostRows]], outcomes: list[Outcome]
+) -> dict[str, int]:
+    """Insert the new posts' rows; their ids by source id."""
     ids: dict[str, int] = {}
     if created and conn.dialect.name == "sqlite":
         ids.update(_insert_numbered(conn, [rows for _, rows in created]))
@@ -203,6 +213,14 @@ def write_batch(
         for row in result:
             ids[row.source_id] = row.id
         outcomes += [Outcome(item.name, item.source_id, "created", ids[item.source_id]) for item, _ in created]
+    return ids
+
+
+def _update_posts(
+    conn: Connection, updated: list[tuple[Incoming | Prepared, PostRows, int]], outcomes: list[Outcome]
+) -> dict[str, int]:
+    """Update the changed posts' rows and drop their child rows (written again); their ids by source id."""
+    ids: dict[str, int] = {}
     if updated:
         values = []
         old_terms = _terms_of(conn, [post_id for _, _, post_id in updated])
@@ -220,7 +238,19 @@ def write_batch(
             for part in chunks(updated_ids):
                 conn.execute(delete(child).where(child.c.post_id.in_(part)))
         outcomes += [Outcome(item.name, item.source_id, "updated", post_id) for item, _, post_id in updated]
+    return ids
 
+
+def _write_rest(
+    conn: Connection,
+    batch: Sequence[Incoming | Prepared],
+    to_write: list[tuple[Incoming | Prepared, PostRows, int | None]],
+    ids: dict[str, int],
+    vocabulary: VocabularyCache,
+    now: dt.datetime,
+) -> None:
+    """Everything of the written posts but their rows: vocabulary, child rows, search, revisions,
+    the store's version and the purge log."""
     # New vocabulary gets its ids a slice of the batch at a time, as it did when batches were that
     # size: the ids order equally rare terms in similar posts, so a larger batch changes nothing there.
     position = {id(item): n for n, item in enumerate(batch)}
@@ -249,7 +279,6 @@ def write_batch(
     )
     bump_store_version(conn)
     purge.record(conn, [ids[item.source_id] for item, _, _ in to_write], lists=True)
-    return outcomes
 
 
 def bump_store_version(conn: Connection) -> None:
