@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from . import _format as f
 from ._errors import DocumentError
-from ._model import BulletList, Document, Figure, Heading, Paragraph
+from ._model import BulletList, Document, Figure, Heading, Meta, Paragraph
 from ._parse import _CONTROL, _HEX, _HTML_TAG, _KEY, _SENTENCE_END, _VERSION, parse
 from ._render import render
 
@@ -29,12 +29,15 @@ class Problem:
     message: str
 
 
-def validate(document: Document) -> list[Problem]:
-    """Every problem of the document; an empty list when it is well-formed."""
-    problems: list[Problem] = []
-    add = problems.append
+class _Checks:
+    """The problems found so far, and the checks of one value that add to them."""
 
-    def text(path: str, value: str, *, line_start_ok: bool = True) -> None:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.add = self.problems.append
+
+    def text(self, path: str, value: str, *, line_start_ok: bool = True) -> None:
+        add = self.add
         if not value.strip():
             add(Problem(path, "REQUIRED", "must not be empty"))
             return
@@ -49,35 +52,46 @@ def validate(document: Document) -> list[Problem]:
         elif not line_start_ok and (value.lstrip().startswith("•") or value == f.META_HEADING):
             add(Problem(path, "INVALID_FORMAT", "must not start with a bullet or be the meta heading"))
 
-    def pattern(path: str, value: str, regex: re.Pattern[str], expected: str) -> None:
+    def pattern(self, path: str, value: str, regex: re.Pattern[str], expected: str) -> None:
         if not regex.fullmatch(value):
-            add(Problem(path, "INVALID_FORMAT", f"must be {expected}"))
+            self.add(Problem(path, "INVALID_FORMAT", f"must be {expected}"))
 
-    def number(path: str, value: int, low: int = 0, high: int = f.INT_MAX) -> None:
+    def number(self, path: str, value: int, low: int = 0, high: int = f.INT_MAX) -> None:
         if not low <= value <= high:
-            add(Problem(path, "OUT_OF_RANGE", f"must be from {low} to {high}"))
+            self.add(Problem(path, "OUT_OF_RANGE", f"must be from {low} to {high}"))
 
-    def items(path: str, values: tuple[str, ...], *, unique: bool, required: bool = False) -> None:
+    def items(self, path: str, values: tuple[str, ...], *, unique: bool, required: bool = False) -> None:
         if required and not values:
-            add(Problem(path, "REQUIRED", "must list at least one value"))
+            self.add(Problem(path, "REQUIRED", "must list at least one value"))
         seen: set[str] = set()
         for i, value in enumerate(values):
-            text(f"{path}[{i}]", value)
+            self.text(f"{path}[{i}]", value)
             if unique and value in seen:
-                add(Problem(f"{path}[{i}]", "DUPLICATE", f"{value!r} is listed twice"))
+                self.add(Problem(f"{path}[{i}]", "DUPLICATE", f"{value!r} is listed twice"))
             seen.add(value)
 
-    text("title", document.title)
+
+def validate(document: Document) -> list[Problem]:
+    """Every problem of the document; an empty list when it is well-formed."""
+    check = _Checks()
+    check.text("title", document.title)
     if document.title.startswith("|"):
-        add(Problem("title", "INVALID_FORMAT", "must not start with '|'"))
-    text("intro", document.intro, line_start_ok=False)
-    _validate_body(document, add, text)
+        check.add(Problem("title", "INVALID_FORMAT", "must not start with '|'"))
+    check.text("intro", document.intro, line_start_ok=False)
+    _validate_body(document, check.add, check.text)
     for i, image in enumerate(document.images):
-        text(f"images[{i}].caption", image.caption)
-        text(f"images[{i}].source", image.source)
+        check.text(f"images[{i}].caption", image.caption)
+        check.text(f"images[{i}].source", image.source)
         if not image.url.strip() or any(c.isspace() for c in image.url):
-            add(Problem(f"images[{i}].url", "INVALID_FORMAT", "must be a URL without spaces"))
-    meta = document.meta
+            check.add(Problem(f"images[{i}].url", "INVALID_FORMAT", "must be a URL without spaces"))
+    _validate_meta(document.meta, check)
+    problems = check.problems
+    if not problems:
+        problems += _round_trip(document)
+    return problems
+
+
+def _validate_meta(meta: Meta, check: _Checks) -> None:
     for name, value in (
         ("meta.topic", meta.topic),
         ("meta.summary", meta.summary),
@@ -92,31 +106,28 @@ def validate(document: Document) -> list[Problem]:
         ("meta.payload.generator", meta.payload.generator),
         ("meta.payload.scenario", meta.payload.scenario),
     ):
-        text(name, value)
-    items("meta.stack", meta.stack, unique=True, required=True)
-    items("meta.tools", meta.tools, unique=True)
-    items("meta.checklist", meta.checklist, unique=False)
-    items("meta.notes", meta.notes, unique=False)
-    number("meta.readingTime", meta.reading_time)
-    number("meta.viewCount", meta.view_count)
-    number("meta.payload.paragraphs", meta.payload.paragraphs)
-    number("meta.payload.seed", meta.payload.seed)
+        check.text(name, value)
+    check.items("meta.stack", meta.stack, unique=True, required=True)
+    check.items("meta.tools", meta.tools, unique=True)
+    check.items("meta.checklist", meta.checklist, unique=False)
+    check.items("meta.notes", meta.notes, unique=False)
+    check.number("meta.readingTime", meta.reading_time)
+    check.number("meta.viewCount", meta.view_count)
+    check.number("meta.payload.paragraphs", meta.payload.paragraphs)
+    check.number("meta.payload.seed", meta.payload.seed)
     for name in ("quality", "freshness", "depth", "clarity"):
-        number(f"scores.{name}", getattr(meta.scores, name), f.SCORE_MIN, f.SCORE_MAX)
-    pattern("meta.revision.version", meta.revision.version, _VERSION, "a version such as 1.7.2")
-    pattern("meta.reference", meta.reference, _KEY, "letters, digits and . _ : - only")
-    pattern("meta.payload.sourceId", meta.payload.source_id, _KEY, "letters, digits and . _ : - only")
-    pattern("meta.hash", meta.hash, _HEX, "lowercase hexadecimal digits")
+        check.number(f"scores.{name}", getattr(meta.scores, name), f.SCORE_MIN, f.SCORE_MAX)
+    check.pattern("meta.revision.version", meta.revision.version, _VERSION, "a version such as 1.7.2")
+    check.pattern("meta.reference", meta.reference, _KEY, "letters, digits and . _ : - only")
+    check.pattern("meta.payload.sourceId", meta.payload.source_id, _KEY, "letters, digits and . _ : - only")
+    check.pattern("meta.hash", meta.hash, _HEX, "lowercase hexadecimal digits")
     seen = set()
     for i, entity in enumerate(meta.entities):
-        text(f"entities[{i}].name", entity.name)
-        text(f"entities[{i}].type", entity.type)
+        check.text(f"entities[{i}].name", entity.name)
+        check.text(f"entities[{i}].type", entity.type)
         if entity in seen:
-            add(Problem(f"entities[{i}]", "DUPLICATE", f"{entity.name!r} ({entity.type}) is listed twice"))
+            check.add(Problem(f"entities[{i}]", "DUPLICATE", f"{entity.name!r} ({entity.type}) is listed twice"))
         seen.add(entity)
-    if not problems:
-        problems += _round_trip(document)
-    return problems
 
 
 def _validate_body(document: Document, add: Callable[[Problem], None], text: Callable[..., None]) -> None:
