@@ -280,17 +280,8 @@ async def import_sources(
     if collecting:
         gc.disable()
     try:
-        batch: list[Incoming | Prepared] = []
-        in_batch: set[str] = set()
-        async for item in _prepare_all(sources, stored, receipt, advance, pool):
-            item.author = author
-            # A batch holds a source id at most once: a repeat starts a new batch.
-            if len(batch) >= batch_size or item.source_id in in_batch:
-                await _write_batch(engine, batch, vocabulary, receipt, advance, large)
-                batch, in_batch = [], set()
-            batch.append(item)
-            in_batch.add(item.source_id)
-        if batch:
+        items = _prepare_all(sources, stored, receipt, advance, pool)
+        async for batch in _batches(items, batch_size, author):
             await _write_batch(engine, batch, vocabulary, receipt, advance, large)
         if pool is not None:
             pool.shutdown(wait=True)
@@ -317,17 +308,40 @@ async def import_sources(
         if collecting:
             gc.enable()
         if deferred:  # stopped by an error: what was written keeps its indexes
-            try:
-                await _build_indexes(engine)
-            except Exception as exc:
-                left = diagnose(exc)
-                if left is None:
-                    raise
-                log.warning("import: the deferred indexes are left to the next import: %s", left.message)
+            await _build_indexes_after_a_stop(engine)
     receipt.seconds = time.perf_counter() - started
     log.info("import: %s", receipt.summary())
     await _keep_receipt(engine, receipt, author)
     return receipt
+
+
+async def _batches(
+    items: AsyncIterator[Incoming | Prepared], batch_size: int, author: str
+) -> AsyncIterator[list[Incoming | Prepared]]:
+    """The documents in batches of ``batch_size``, each holding a source id at most once (a repeat
+    starts a new batch), each document's revision credited to ``author``."""
+    batch: list[Incoming | Prepared] = []
+    in_batch: set[str] = set()
+    async for item in items:
+        item.author = author
+        if len(batch) >= batch_size or item.source_id in in_batch:
+            yield batch
+            batch, in_batch = [], set()
+        batch.append(item)
+        in_batch.add(item.source_id)
+    if batch:
+        yield batch
+
+
+async def _build_indexes_after_a_stop(engine: AsyncEngine) -> None:
+    """Build the indexes an import deferred and stopped before; left to the next import if the store says no."""
+    try:
+        await _build_indexes(engine)
+    except Exception as exc:
+        left = diagnose(exc)
+        if left is None:
+            raise
+        log.warning("import: the deferred indexes are left to the next import: %s", left.message)
 
 
 async def _defer_indexes(engine: AsyncEngine) -> bool:
