@@ -57,7 +57,7 @@ from .postings import Text, json_numbers
 from .sql import Dialect, keys_param, sql
 
 if TYPE_CHECKING:
-    from .posts import Ordering, Selection
+    from .selection import Ordering, Selection
 
 log = logging.getLogger("alphanode.facts")
 
@@ -82,7 +82,7 @@ RANKINGS_KEPT = 16
 # (sort key, post id) packed into one int64: key * ID_SPACE + id. Keys (scores, view counts
 # within GraphQL's Int, day numbers, title ranks) and post ids below ID_SPACE - 1 fit.
 ID_SPACE = 2**31
-_NO_DATE = dt.date(1, 1, 1).toordinal()  # posts never reviewed sort first (loaders.posts.NO_DATE)
+_NO_DATE = dt.date(1, 1, 1).toordinal()  # posts never reviewed sort first (loaders.selection.NO_DATE)
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 

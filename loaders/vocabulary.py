@@ -12,7 +12,7 @@ import bisect
 
 from .aggregates import cached
 from .db import RequestDb
-from .posts import NOT_ARCHIVED
+from .post_sql import NOT_ARCHIVED
 from .sql import sql
 
 _TERMS = {

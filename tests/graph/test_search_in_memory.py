@@ -29,7 +29,7 @@ from loaders import RequestDb
 from loaders import postings as postings_module
 from loaders.facts import Facts
 from loaders.postings import BM25, Tokenizer, varints
-from loaders.posts import STOP_WORDS, Ordering, SearchTerms, Selection, _index_terms, count, page
+from loaders.posts import STOP_WORDS, Ordering, SearchTerms, Selection, count, index_terms, page
 from server.app import create_app
 from server.settings import Settings
 
@@ -307,8 +307,8 @@ def test_phrases_and_words_of_several_tokens_are_left_to_fts5(corpus: Corpus, wa
     assert tokenizer.term("") is None
     phrase = SearchTerms.parse(f'"{corpus.words[0]} {corpus.words[1]}"')
     assert phrase.phrases
-    assert _index_terms(facts, phrase) is None
-    assert _index_terms(facts, SearchTerms.parse("testing")) == ["test"]
+    assert index_terms(facts, phrase) is None
+    assert index_terms(facts, SearchTerms.parse("testing")) == ["test"]
 
 
 def test_changed_posts_are_tokenized_as_fts5_tokenizes_them() -> None:
