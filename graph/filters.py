@@ -52,6 +52,9 @@ class PostFilter:
     min_clarity: int | None = strawberry.field(default=None, description="Clarity score at least this, 0..100.")
     view_count_min: int | None = strawberry.field(default=None, description="At least this many views.")
     view_count_max: int | None = strawberry.field(default=None, description="At most this many views.")
+    reading_time_max: int | None = strawberry.field(
+        default=None, description="Posts read in at most this many minutes (meta.readingTime)."
+    )
     reviewed_after: dt.date | None = strawberry.field(
         default=None, description="Last reviewed on or after this date; never-reviewed posts are left out."
     )
@@ -122,7 +125,11 @@ def to_selection(where: PostFilter | None, search: str | None, viewer: Viewer | 
         if value is not None and not 0 <= value <= SCORE_MAX:
             camel = "min" + name[4:].capitalize()
             raise BadUserInput(f"where.{camel} must be between 0 and {SCORE_MAX}, not {value}", argument="where")
-    for name, camel in (("view_count_min", "viewCountMin"), ("view_count_max", "viewCountMax")):
+    for name, camel in (
+        ("view_count_min", "viewCountMin"),
+        ("view_count_max", "viewCountMax"),
+        ("reading_time_max", "readingTimeMax"),
+    ):
         value = getattr(where, name)
         if value is not None and value < 0:
             raise BadUserInput(f"where.{camel} must not be negative, not {value}", argument="where")
@@ -144,6 +151,7 @@ def to_selection(where: PostFilter | None, search: str | None, viewer: Viewer | 
         min_clarity=where.min_clarity,
         view_count_min=where.view_count_min,
         view_count_max=where.view_count_max,
+        reading_time_max=where.reading_time_max,
         reviewed_after=where.reviewed_after,
         reviewed_before=where.reviewed_before,
         search=terms,

@@ -63,7 +63,7 @@ log = logging.getLogger("alphanode.facts")
 
 SCALARS = ("topic", "code_language", "difficulty", "status")
 FLAGS = ("ai_generated_style", "has_images", "image_heavy", "needs_human_review")
-NUMBERS = ("view_count", "quality", "freshness", "depth", "clarity")
+NUMBERS = ("view_count", "quality", "freshness", "depth", "clarity", "reading_time")
 # Facet or filter -> (link table, its vocabulary column, the vocabulary table).
 LINKS = {
     "stack": ("post_stack", "term_id", "stack_term"),
@@ -306,6 +306,8 @@ class Facts:
             mask &= self.numbers["view_count"] >= s.view_count_min
         if s.view_count_max is not None:
             mask &= self.numbers["view_count"] <= s.view_count_max
+        if s.reading_time_max is not None:
+            mask &= self.numbers["reading_time"] <= s.reading_time_max
         # Posts never reviewed match no review-date filter (NULL in SQL).
         reviewed = self.numbers["last_reviewed"]
         if s.reviewed_after is not None:

@@ -73,6 +73,8 @@ def where_conditions(q: Query, s: Selection) -> list[str]:
         where.append(f"post.view_count >= {q.param(s.view_count_min)}")
     if s.view_count_max is not None:
         where.append(f"post.view_count <= {q.param(s.view_count_max)}")
+    if s.reading_time_max is not None:
+        where.append(f"post.reading_time <= {q.param(s.reading_time_max)}")
     if s.reviewed_after is not None:
         where.append(f"post.last_reviewed >= {q.date(s.reviewed_after)}")
     if s.reviewed_before is not None:

@@ -84,6 +84,7 @@ class Selection:
     min_clarity: int | None = None
     view_count_min: int | None = None
     view_count_max: int | None = None
+    reading_time_max: int | None = None
     reviewed_after: dt.date | None = None
     reviewed_before: dt.date | None = None
     search: SearchTerms | None = None

@@ -136,6 +136,7 @@ ONE_FIELD = {
     "minClarity": {"minClarity": 85},
     "viewCountMin": {"viewCountMin": 100_000},
     "viewCountMax": {"viewCountMax": 1_000},
+    "readingTimeMax": {"readingTimeMax": 6},
     "reviewedAfter": {"reviewedAfter": "2026-01-01"},
     "reviewedBefore": {"reviewedBefore": "2024-06-30"},
 }
@@ -237,6 +238,7 @@ OUT_OF_RANGE = {
     "minClarity-101": ({"minClarity": 101}, "minClarity"),
     "viewCountMin-negative": ({"viewCountMin": -5}, "viewCountMin"),
     "viewCountMax-negative": ({"viewCountMax": -1}, "viewCountMax"),
+    "readingTimeMax-negative": ({"readingTimeMax": -1}, "readingTimeMax"),
 }
 
 
