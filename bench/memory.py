@@ -63,17 +63,22 @@ def _first_slug(base: str) -> str:
     return str(edges[0]["node"]["slug"]) if edges else "none"
 
 
+def one_of_each(base: str) -> dict[str, int]:
+    """One of each of the frontend's reads (:data:`READS`) from the server at ``base``; their statuses."""
+    slug = _first_slug(base)
+    operations = ROOT / "server" / "operations"
+    statuses = {}
+    for name, (file, operation, variables) in READS.items():
+        query = (operations / file).read_text()
+        statuses[name] = _get(base, query, operation, {"slug": slug} if variables is None else variables)
+    return statuses
+
+
 def measure(url: str, workers: int, log: Path) -> dict[str, Any]:
     started = time.monotonic()
     with serve(url, workers, log) as server:
         ready = time.monotonic() - started
-        base = f"http://127.0.0.1:{server.port}"
-        slug = _first_slug(base)
-        operations = ROOT / "server" / "operations"
-        statuses = {}
-        for name, (file, operation, variables) in READS.items():
-            query = (operations / file).read_text()
-            statuses[name] = _get(base, query, operation, {"slug": slug} if variables is None else variables)
+        statuses = one_of_each(f"http://127.0.0.1:{server.port}")
         processes = _memory(server, workers)
     worker = [p for p in processes if p["role"] == "worker"]
     return {

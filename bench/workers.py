@@ -147,14 +147,18 @@ def _settle(server: load.Server, workers: int, timeout: float = 120.0) -> float:
 
 
 @contextlib.contextmanager
-def serve(url: str, workers: int, log: Path, startup_timeout: float = 120.0) -> Iterator[load.Server]:
-    """``alphanode serve --workers N`` on a free port of 127.0.0.1 until the block ends."""
+def serve(
+    url: str, workers: int, log: Path, startup_timeout: float = 120.0, settle: bool = True
+) -> Iterator[load.Server]:
+    """``alphanode serve --workers N`` on a free port of 127.0.0.1 until the block ends: from the moment
+    ``/healthz`` answers, or (``settle``) once every worker is up and the processes are idle."""
     port = load.free_port()
     command = [sys.executable, "-m", "server.cli", "serve", "--database", url]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     name = f"alphanode serve --workers {workers}"
     with load.run_server(name, command, port, _environment(), log, startup_timeout) as server:
-        _settle(server, workers)
+        if settle:
+            _settle(server, workers)
         yield server
 
 

@@ -121,9 +121,12 @@ class InProcess:
     def __init__(self, pool: ReadPool) -> None:
         self.pool = pool
         # What execute() uses of a running app, without its caches: every body reaches the store.
+        # Every request reads this pool, as the primary's pool when no replica is configured.
         self.services = cast(
             Services,
-            SimpleNamespace(executor=executor, schema=schema, pool=pool, writer=None, read_pool=lambda _: pool),
+            SimpleNamespace(
+                executor=executor, schema=schema, pool=pool, writer=None, read_pool=lambda authorization: pool
+            ),
         )
         self.statements: list[str] = []
         pool.hooks.append(self.statements.append)
