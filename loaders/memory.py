@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 
 @functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
+def malloc_trim() -> Callable[[int], int] | None:
     try:
         libc = ctypes.CDLL(None)
         trim = libc.malloc_trim
@@ -34,7 +34,7 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 def release_memory() -> bool:
     """Return the free memory of the C heap to the system; True when the C library could."""
-    trim = _malloc_trim()
+    trim = malloc_trim()
     if trim is None:
         return False
     return bool(trim(0))

@@ -10,11 +10,11 @@ import gc
 
 import psutil
 
-from loaders.memory import _malloc_trim, release_memory
+from loaders.memory import malloc_trim, release_memory
 
 
-def test_glibc_malloc_trim_is_found() -> None:
-    assert _malloc_trim() is not None, "no malloc_trim in this process's C library"
+def test_glibcmalloc_trim_is_found() -> None:
+    assert malloc_trim() is not None, "no malloc_trim in this process's C library"
 
 
 def test_memory_freed_inside_the_heap_goes_back_to_the_system() -> None:
