@@ -112,10 +112,7 @@ def breakdown(url: str) -> dict[str, float]:
         parts = {
             "arrays by post id": sum(a.nbytes for a in arrays) / mib,
             "link arrays": sum(a.nbytes for a in links) / mib,
-            "titles (strings and list)": (
-                sys.getsizeof(facts.titles) + sum(sys.getsizeof(t) for t in facts.titles if t is not None)
-            )
-            / mib,
+            "titles (one UTF-8 buffer and offsets)": facts.titles.nbytes / mib,
         }
         if facts.text is not None:
             parts["search: post lengths and kept posting lists (SQLite)"] = (

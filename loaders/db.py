@@ -20,9 +20,10 @@ transaction of a connection may run on another server session; with the URL's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +98,17 @@ class ReadPool:
 
     async def acquire(self) -> ReadConnection:
         raise NotImplementedError
+
+    @contextlib.asynccontextmanager
+    async def bulk_reader(self) -> AsyncIterator[RequestDb]:
+        """A handle for reading much of the store once (the fact index's full load), in a snapshot
+        of its own, on a connection whose memory of the read is not kept after it (SQLite: one
+        opened for it and closed after, see ``SqliteReadPool``)."""
+        db = RequestDb(self)
+        try:
+            yield db
+        finally:
+            await db.close()
 
     async def trace(self, callback: StatementHook) -> None:
         """Call ``callback`` with the text of every statement the driver runs (tests, debugging)."""

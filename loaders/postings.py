@@ -221,6 +221,12 @@ class Text:
         sizes = np.zeros(int(ids.max(initial=0)) + 1, dtype=np.int64)
         if len(ids):
             sizes[ids] = varints(bytes.fromhex(hexes)).reshape(len(ids), len(SEARCH_COLUMNS)).sum(axis=1)
+        return cls.of(version, sizes, rows, tokens)
+
+    @classmethod
+    def of(cls, version: int, sizes: np.ndarray, rows: int, tokens: int) -> Text:
+        """The text at ``version`` from its totals and every post's length (``sizes``), with no
+        posting list read yet."""
         return cls(version, sizes, rows, tokens, _Lists(version), np.zeros(len(sizes), dtype=bool), {})
 
     async def delta(self, db: RequestDb, version: int, changed: Sequence[int]) -> Text:

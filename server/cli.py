@@ -216,14 +216,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "log_level": settings.log_level,
         "access_log": False,
     }
-    if settings.workers == 1:
-        from .app import create_app
+    with _index_folder(settings) as index_folder:
+        settings = settings.model_copy(update={"index_dir": index_folder})
+        overrides["index_dir"] = index_folder
+        if settings.workers == 1:
+            from .app import create_app
 
-        uvicorn.run(create_app(settings), **options)
-        return 0
+            uvicorn.run(create_app(settings), **options)
+            return 0
+        _serve_workers(settings, overrides, options)
+    return 0
+
+
+def _serve_workers(settings: Settings, overrides: dict[str, Any], options: dict[str, Any]) -> None:
     # Several workers: uvicorn starts each as a new interpreter that builds its app from the
     # environment (``create_app()`` reads the settings), so this command's options go there too,
-    # with the folder where the workers keep their metrics; they log as this process does.
+    # with the folders where the workers keep their metrics and share the fact index; they log
+    # as this process does.
+    import uvicorn
+
     with _metrics_folder(settings) as folder:
         environment = {f"ALPHANODE_{name.upper()}": str(value) for name, value in overrides.items()}
         environment[MULTIPROC_ENV] = folder
@@ -234,7 +245,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 log_config=_log_config(logging.getLogger().level),
                 **options,
             )
-    return 0
+
+
+@contextlib.contextmanager
+def _index_folder(settings: Settings) -> Iterator[str]:
+    """The folder where the workers of this instance share the fact index (loaders.fact_files):
+    ``ALPHANODE_INDEX_DIR``, or a new temporary folder removed at the end."""
+    if settings.index_dir is not None:
+        Path(settings.index_dir).mkdir(parents=True, exist_ok=True)
+        yield settings.index_dir
+        return
+    folder = tempfile.mkdtemp(prefix="alphanode-index-")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

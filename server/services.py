@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,9 @@ class Services:
             request_timeout=settings.request_timeout,
         )
         # Filters and facets read the fact index (loaders.facts): loaded before serving, so that
-        # no request waits for it (about a second at 100,000 posts).
+        # no request waits for it (about a second at 100,000 posts), and shared with the other
+        # workers of this instance where there is a folder for it.
+        _share_index(settings, pool, settings.database_url)
         await pool.facts.warm(pool)
         metrics = Metrics()
         replica: Replica | None = None
@@ -192,6 +195,13 @@ async def _start_purger(
     return purger
 
 
+def _share_index(settings: Settings, pool: ReadPool, url: str) -> None:
+    """Share the pool's fact index through ``settings.index_dir``, in a folder of the store's own."""
+    if settings.index_dir is not None:
+        store = hashlib.sha256(url.encode()).hexdigest()[:16]
+        pool.facts.share(Path(settings.index_dir) / store)
+
+
 async def _open_replica(settings: Settings, primary: ReadPool, metrics: Metrics) -> Replica:
     """The read replica's pool and monitor; checked once before the first request."""
     assert settings.read_database_url is not None
@@ -204,6 +214,7 @@ async def _open_replica(settings: Settings, primary: ReadPool, metrics: Metrics)
         request_timeout=settings.request_timeout,
         connect_timeout=REPLICA_CONNECT_TIMEOUT,
     )
+    _share_index(settings, pool, settings.read_database_url)
     replica = Replica(
         settings.database_url,
         settings.read_database_url,

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         description="With several workers: the folder where they keep their metrics for /metrics to add up, "
         "emptied of them at start (default: a new temporary folder, removed on exit)",
     )
+    index_dir: str | None = Field(
+        default=None,
+        description="The folder where the workers of one instance share the fact index (loaders.fact_files): "
+        "one copy in memory for all of them. `alphanode serve` makes a new one at each start and removes it on "
+        "exit; without one (an app built by another server) each process keeps its own",
+    )
     env: Literal["development", "production"] = Field(
         default="development", description="production serves GraphiQL to editors only"
     )

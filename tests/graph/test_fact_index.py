@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,13 @@ def corpus(new_store_url: Callable[[str], str], tmp_path_factory: pytest.TempPat
     return Corpus(url, folder, values)
 
 
-def run(url: str, work: Callable[[ReadPool], Any]) -> Any:
+def run(url: str, work: Callable[[ReadPool], Any], share: Path | None = None) -> Any:
+    """``work(pool)`` on a new pool; its fact index shared through ``share`` (as a worker's) when given."""
+
     async def main() -> Any:
         pool = await ReadPool.open(url, 2)
+        if share is not None:
+            pool.facts.share(share)
         try:
             return await work(pool)
         finally:
@@ -159,8 +164,13 @@ def test_the_index_answers_what_sql_answers(corpus: Corpus, data: st.DataObject)
     assert indexed == in_sql
 
 
-def test_broad_selections_agree_in_every_ordering(corpus: Corpus) -> None:
-    """The selections random drawing rarely makes: everything, one flag, a search alone."""
+@pytest.mark.parametrize("index", ["own", "mapped"])
+def test_broad_selections_agree_in_every_ordering(corpus: Corpus, index: str, tmp_path: Path) -> None:
+    """The selections random drawing rarely makes: everything, one flag, a search alone; with the
+    worker's own index, and with one it maps from the files another worker wrote."""
+    share = tmp_path / "index" if index == "mapped" else None
+    if share is not None:
+        assert run(corpus.url, load_index, share)["published"] == 1  # another worker builds it
     word = next(w for w in corpus.values["words"] if w not in STOP_WORDS and len(w) > 3)
     cases = [Selection(), Selection(has_images=True), Selection(search=SearchTerms.parse(word))]
 
@@ -174,13 +184,33 @@ def test_broad_selections_agree_in_every_ordering(corpus: Corpus) -> None:
                 assert indexed == await answer(pool, selection, ordering, False), (selection, ordering)
                 assert indexed["count"] == len(indexed["ids"]) > 0
                 checked += 1
+        if share is not None:
+            assert (pool.facts.loads, pool.facts.maps) == (0, 1)
+            assert isinstance(pool.facts.current and pool.facts.current.present, np.memmap)
         return checked
 
-    assert run(corpus.url, compare) == 2 * (len(ORDERINGS) - 2) + len(ORDERINGS)
+    assert run(corpus.url, compare, share) == 2 * (len(ORDERINGS) - 2) + len(ORDERINGS)
+
+
+async def load_index(pool: ReadPool) -> dict[str, int]:
+    """Load (or map) the pool's index as a request does; what it took."""
+    db = RequestDb(pool)
+    try:
+        assert await pool.facts.at(db) is not None
+    finally:
+        await db.close()
+    index = pool.facts
+    return {"loads": index.loads, "maps": index.maps, "published": index.published, "deltas": index.deltas}
 
 
 class Watch(OpenPool):
-    """A pool kept open across writes, to see what its index does."""
+    """A pool kept open across writes, to see what its index does; a worker sharing its index
+    through ``share`` when given."""
+
+    def __init__(self, url: str, share: Path | None = None) -> None:
+        super().__init__(url)
+        if share is not None:
+            self.pool.facts.share(share)
 
     def ask(self, selection: Selection, ordering: Ordering | None = None) -> dict[str, Any]:
         ordering = ordering or Ordering()
@@ -333,7 +363,7 @@ def test_the_title_order_follows_retitled_posts(corpus: Corpus, watch: Watch, tm
     by_title = Ordering("title", descending=False)
     before = watch.ask(Selection(), by_title)["ids"]
     index = watch.index
-    assert index.current is not None and index.current._title is not None  # made by that walk
+    assert index.current is not None and index.current.title_order_made is not None  # made by that walk
     # When two posts get titles that sort first and last, in one import.
     folder = tmp_path / "retitled"
     folder.mkdir()
@@ -345,9 +375,12 @@ def test_the_title_order_follows_retitled_posts(corpus: Corpus, watch: Watch, tm
     # without sorting every title again...
     watch.ask(Selection(has_images=True))
     assert index.loads == 1 and index.deltas >= 1
-    carried = index.current._title if index.current is not None else None
+    carried = index.current.title_order_made if index.current is not None else None
     assert carried is not None and carried.rank is None  # updated in place, rank not yet made
-    assert carried.pairs == sorted(carried.pairs) and ("zzz last, retitled", sources[6].id) in carried.pairs
+    titles = index.current.titles if index.current is not None else None
+    assert titles is not None
+    pairs = [(titles[int(i)], int(i)) for i in carried.order]
+    assert pairs == sorted(pairs) and pairs[-1] == ("zzz last, retitled", sources[6].id)
     # ...and pages by title agree with SQL.
     after = watch.ask(Selection(), by_title)["ids"]
     assert after[0] == sources[5].id and after[-1] == sources[6].id
@@ -373,3 +406,110 @@ def test_kept_searches_stay_within_their_budget_least_recently_used_out_first(mo
     # One search larger than the whole budget is still kept, alone: the request in hand uses it.
     facts_module.remember_matches(facts, "huge", np.zeros(1_000, dtype=np.int64))
     assert list(facts.matches) == ["huge"]
+
+
+# -- workers sharing one index through files (loaders.fact_files) ---------------------------
+
+
+@pytest.fixture
+def workers(corpus: Corpus, tmp_path: Path) -> Iterator[tuple[Watch, Watch]]:
+    """Two workers of one instance: pools sharing their index through one folder."""
+    first, second = Watch(corpus.url, tmp_path / "index"), Watch(corpus.url, tmp_path / "index")
+    yield first, second
+    first.close()
+    second.close()
+
+
+def snapshots(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("v"))
+
+
+def test_a_second_worker_maps_the_index_the_first_built(workers: tuple[Watch, Watch], tmp_path: Path) -> None:
+    first, second = workers
+    everything = first.ask(Selection())
+    assert (first.index.loads, first.index.published) == (1, 1)
+    # Then the second worker maps the first's files instead of reading the store...
+    assert second.ask(Selection()) == everything
+    assert (second.index.loads, second.index.maps, second.index.published) == (0, 1, 0)
+    mine, theirs = first.index.current, second.index.current
+    assert mine is not None and theirs is not None
+    assert mine.source == theirs.source and mine.source is not None
+    # ...read-only, so that neither can change what the other reads.
+    assert isinstance(theirs.present, np.memmap) and not theirs.present.flags.writeable
+    assert isinstance(theirs.links["stack"][0], np.memmap) and isinstance(theirs.titles.blob, np.memmap)
+    assert snapshots(tmp_path / "index") == [f"v{mine.version}"]
+
+
+def test_a_write_is_published_once_and_mapped_by_the_others(
+    corpus: Corpus, workers: tuple[Watch, Watch], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = workers
+    monkeypatch.setattr(facts_module, "PUBLISH_INTERVAL", 0.0)
+    first.ask(Selection())
+    second.ask(Selection())
+    rewrite(tmp_path / "a", corpus, 2, lambda m: dataclasses.replace(m, view_count=m.view_count + 7))
+    # The first worker to see the write applies it and publishes the result...
+    first.ask(Selection(has_images=True))
+    assert (first.index.deltas, first.index.published) == (1, 2)
+    # ...and the other maps that instead of applying it too.
+    second.ask(Selection(has_images=True))
+    assert (second.index.loads, second.index.deltas, second.index.maps) == (0, 0, 2)
+    mine, theirs = first.index.current, second.index.current
+    assert mine is not None and theirs is not None and mine.version == theirs.version
+    assert mine.source == theirs.source
+    # Two snapshots are kept: the newest, and the one before it.
+    rewrite(tmp_path / "b", corpus, 1, lambda m: dataclasses.replace(m, view_count=m.view_count + 9))
+    first.ask(Selection())
+    assert len(snapshots(tmp_path / "index")) == 2 and first.index.published == 3
+
+
+def test_writes_between_publications_go_to_each_workers_copy(
+    corpus: Corpus, workers: tuple[Watch, Watch], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = workers
+    first.ask(Selection())
+    second.ask(Selection())
+    monkeypatch.setattr(facts_module, "PUBLISH_INTERVAL", 3600.0)
+    first.index._publish_after = second.index._publish_after = 0.0  # each published long ago
+    rewrite(tmp_path / "a", corpus, 1, lambda m: dataclasses.replace(m, view_count=m.view_count + 3))
+    first.ask(Selection())
+    rewrite(tmp_path / "b", corpus, 1, lambda m: dataclasses.replace(m, view_count=m.view_count + 4))
+    # The first publishes the first write, then applies the next to its own copy (Watch.ask
+    # compares every answer with SQL's)...
+    first.ask(Selection())
+    mine = first.index.current
+    assert mine is not None and mine.source is None and first.index.published == 2
+    # ...and the second maps the published one and applies the rest itself.
+    second.ask(Selection())
+    assert (second.index.maps, second.index.deltas, second.index.loads) == (2, 1, 0)
+
+
+def test_a_title_order_one_worker_sorted_is_mapped_by_the_next(workers: tuple[Watch, Watch], tmp_path: Path) -> None:
+    first, second = workers
+    by_title = Ordering("title", descending=False)
+    walked = first.ask(Selection(), by_title)["ids"]
+    mine = first.index.current
+    assert mine is not None and mine.source is not None and (mine.source / "title-order.npy").exists()
+    second.ask(Selection(has_images=True))
+    theirs = second.index.current
+    assert theirs is not None and isinstance(theirs.title_order_made and theirs.title_order_made.order, np.memmap)
+    assert second.ask(Selection(), by_title)["ids"] == walked
+
+
+def test_files_of_another_format_or_removed_are_not_read(corpus: Corpus, tmp_path: Path) -> None:
+    folder = tmp_path / "index"
+    assert run(corpus.url, load_index, folder)["published"] == 1
+    (version,) = snapshots(folder)
+    meta = folder / version / "meta.json"
+    meta.write_bytes(meta.read_bytes().replace(b'"format":1', b'"format":99'))
+    # A worker finds a snapshot it cannot read: it builds one of its own, which replaces it.
+    assert run(corpus.url, load_index, folder) == {"loads": 1, "maps": 0, "published": 1, "deltas": 0}
+    # A worker whose snapshot is removed under it (a newer one published meanwhile) reads on.
+    watch = Watch(corpus.url, folder)
+    try:
+        counted = watch.ask(Selection())["count"]
+        for path in folder.iterdir():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        assert watch.ask(Selection())["count"] == counted
+    finally:
+        watch.close()
