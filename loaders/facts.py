@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -54,7 +55,7 @@ import numpy as np
 
 from .aggregates import store_version
 from .db import ReadPool, RequestDb
-from .fact_arrays import FLAGS, LINKS, NO_DATE, NUMBERS, SCALARS, Facts, json_ints
+from .fact_arrays import FLAGS, ID_SPACE, LINKS, NO_DATE, NUMBERS, SCALARS, Facts, json_ints
 from .fact_files import FactFiles
 from .memory import release_memory
 from .postings import Text
@@ -132,6 +133,8 @@ class FactIndex:
     def __init__(self) -> None:
         self.current: Facts | None = None
         self.files: FactFiles | None = None
+        self._url: str | None = None  # the store's, for a builder process (see share)
+        self.built_apart = 0  # full loads made by a builder process
         self._lock = asyncio.Lock()
         self.loads = 0  # full loads so far (tests, metrics)
         self.deltas = 0  # changes applied in place
@@ -141,9 +144,12 @@ class FactIndex:
         # (search, store version) -> a ranking FTS5 made at that version: see keep_ranking.
         self.rankings: OrderedDict[tuple[Hashable, int], Any] = OrderedDict()
 
-    def share(self, folder: Path) -> None:
-        """Share the index with the other workers of this instance through files in ``folder``."""
+    def share(self, folder: Path, url: str | None = None) -> None:
+        """Share the index with the other workers of this instance through files in ``folder``;
+        with the store's ``url``, full loads are made by a process of their own
+        (``loaders.fact_build``), which leaves nothing of the load in the workers."""
         self.files = FactFiles(folder)
+        self._url = url
 
     def keep_ranking(self, search: Hashable, version: int, ranking: Any) -> None:
         """Keep a ranking made at ``version`` for the pages after it, whatever is written meanwhile."""
@@ -210,14 +216,53 @@ class FactIndex:
             current = self._mapped(current, version) or current  # published while this one waited
             if current is not None and current.version == version and current.source is not None:
                 return current
-            facts = await self._computed(db, current, version)
             self._publish_after = time.monotonic() + PUBLISH_INTERVAL
+            facts = current if current is not None and current.version == version else None
+            if facts is None and current is not None:
+                facts = await self._delta(db, current, version)
+            if facts is None:
+                built = await self._build_apart()
+                if built is not None:
+                    return built
+                facts = await self.load(db.pool)
             snapshot = await asyncio.to_thread(self.files.write, facts)
         mapped = self.files.read(snapshot) if snapshot is not None else None
         if mapped is None:
             return facts
         self.published += 1
         mapped.matches, mapped.text = facts.matches, facts.text  # what it has read since, kept
+        return mapped
+
+    async def _build_apart(self) -> Facts | None:
+        """A full load made by a builder process (``loaders.fact_build``), mapped; None without a
+        store URL, or when the builder failed (this process loads the index itself then)."""
+        if self._url is None or self.files is None:
+            return None
+        started = time.perf_counter()
+        builder = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "loaders.fact_build",
+            str(self.files.folder),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, errors = await builder.communicate(self._url.encode() + b"\n")
+        snapshot = self.files.newest(ID_SPACE) if builder.returncode == 0 else None
+        mapped = self.files.read(snapshot) if snapshot is not None else None
+        if mapped is None:
+            told = errors.decode(errors="replace").strip().splitlines()[-1:] or ["nothing"]
+            log.warning("fact index builder failed (exit %s: %s): loading here", builder.returncode, told[0])
+            return None
+        self.loads += 1
+        self.published += 1
+        self.built_apart += 1
+        log.info(
+            "fact index built at store version %d by a builder process in %.2fs",
+            mapped.version,
+            time.perf_counter() - started,
+        )
         return mapped
 
     def _mapped(self, current: Facts | None, version: int) -> Facts | None:
@@ -241,9 +286,9 @@ class FactIndex:
         if current is not None and current.version == version:
             return current
         facts = await self._delta(db, current, version) if current is not None else None
-        return facts if facts is not None else await self._load(db.pool)
+        return facts if facts is not None else await self.load(db.pool)
 
-    async def _load(self, pool: ReadPool) -> Facts:
+    async def load(self, pool: ReadPool) -> Facts:
         """Every public post's facts, read in a snapshot of their own on a connection opened for
         it (``ReadPool.bulk_reader``): at the store's newest version."""
         started = time.perf_counter()

@@ -199,7 +199,7 @@ def _share_index(settings: Settings, pool: ReadPool, url: str) -> None:
     """Share the pool's fact index through ``settings.index_dir``, in a folder of the store's own."""
     if settings.index_dir is not None:
         store = hashlib.sha256(url.encode()).hexdigest()[:16]
-        pool.facts.share(Path(settings.index_dir) / store)
+        pool.facts.share(Path(settings.index_dir) / store, url)
 
 
 async def _open_replica(settings: Settings, primary: ReadPool, metrics: Metrics) -> Replica:

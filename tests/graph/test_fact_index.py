@@ -513,3 +513,27 @@ def test_files_of_another_format_or_removed_are_not_read(corpus: Corpus, tmp_pat
         assert watch.ask(Selection())["count"] == counted
     finally:
         watch.close()
+
+
+def test_a_builder_process_makes_the_full_load(corpus: Corpus, tmp_path: Path) -> None:
+    """Given the store's URL, a worker leaves the full load to a process of its own
+    (loaders.fact_build) and maps what it wrote, as the other workers do."""
+    folder = tmp_path / "index"
+    watch = Watch(corpus.url)
+    watch.pool.facts.share(folder, corpus.url)
+    try:
+        counted = watch.ask(Selection(has_images=True))["count"]
+        index = watch.index
+        assert (index.built_apart, index.loads, index.maps) == (1, 1, 0)
+        assert index.current is not None and index.current.source is not None
+        assert isinstance(index.current.present, np.memmap)
+    finally:
+        watch.close()
+    # A builder that cannot read the store fails; the worker then loads the index itself.
+    broken = Watch(corpus.url)
+    broken.pool.facts.share(tmp_path / "elsewhere", "sqlite:////nonexistent/folder/store.db")
+    try:
+        assert broken.ask(Selection(has_images=True))["count"] == counted
+        assert (broken.index.built_apart, broken.index.loads, broken.index.published) == (0, 1, 1)
+    finally:
+        broken.close()
