@@ -44,6 +44,7 @@ log = logging.getLogger("alphanode.facts")
 
 FORMAT = 1  # bumped when the files change shape: a folder of another format is not read
 KEPT = 2  # snapshots kept: the newest, and the one before it for workers still moving off it
+LOCK_POLL = 0.02  # seconds between asks for the building lock
 META = "meta.json"  # written last: a snapshot without it is not complete
 
 
@@ -78,9 +79,15 @@ class FactFiles:
         """The instance's right to build and write a snapshot: one worker at a time."""
         fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            # flock blocks its thread, not the event loop; a worker killed while holding it
-            # releases it with its descriptors.
-            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            # Asked for without blocking, again until given: the event loop goes on meanwhile,
+            # and a request cancelled while waiting leaves nothing behind. A worker killed
+            # while holding it releases it with its descriptors.
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(LOCK_POLL)
             yield
         finally:
             os.close(fd)  # releases the lock

@@ -537,3 +537,23 @@ def test_a_builder_process_makes_the_full_load(corpus: Corpus, tmp_path: Path) -
         assert (broken.index.built_apart, broken.index.loads, broken.index.published) == (0, 1, 1)
     finally:
         broken.close()
+
+
+def test_workers_starting_together_build_the_index_once(corpus: Corpus, tmp_path: Path) -> None:
+    """The building lock: of two workers needing the index at once, one builds it and the other
+    waits, then maps what the first wrote."""
+    folder = tmp_path / "index"
+
+    async def together() -> list[dict[str, int]]:
+        pools = [await ReadPool.open(corpus.url, 2) for _ in range(2)]
+        try:
+            for pool in pools:
+                pool.facts.share(folder)
+            return list(await asyncio.gather(*(load_index(pool) for pool in pools)))
+        finally:
+            for pool in pools:
+                await pool.close()
+
+    done = asyncio.run(together())
+    assert sorted((d["loads"], d["maps"]) for d in done) == [(0, 1), (1, 0)]
+    assert len(snapshots(folder)) == 1
