@@ -78,6 +78,7 @@ class Config:
     seed: int
     out: Path
     work: Path
+    reuse_port: bool = False
 
     @property
     def corpus(self) -> Path:
@@ -148,13 +149,15 @@ def _settle(server: load.Server, workers: int, timeout: float = 120.0) -> float:
 
 @contextlib.contextmanager
 def serve(
-    url: str, workers: int, log: Path, startup_timeout: float = 120.0, settle: bool = True
+    url: str, workers: int, log: Path, startup_timeout: float = 120.0, settle: bool = True, reuse_port: bool = False
 ) -> Iterator[load.Server]:
     """``alphanode serve --workers N`` on a free port of 127.0.0.1 until the block ends: from the moment
     ``/healthz`` answers, or (``settle``) once every worker is up and the processes are idle."""
     port = load.free_port()
     command = [sys.executable, "-m", "server.cli", "serve", "--database", url]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    if reuse_port:
+        command.append("--reuse-port")
     name = f"alphanode serve --workers {workers}"
     with load.run_server(name, command, port, _environment(), log, startup_timeout) as server:
         if settle:
@@ -214,7 +217,7 @@ def measure(
 ) -> dict[str, Any]:
     """Start the server, check every body, warm up, then one measured wrk run and its figures."""
     label = f"{position}-workers-{workers}"
-    with serve(url, workers, config.logs / f"{label}-server.log") as server:
+    with serve(url, workers, config.logs / f"{label}-server.log", reuse_port=config.reuse_port) as server:
         _send_all(server, "PostPage", payloads)
         if config.warmup > 0:
             load.run_wrk(server.url, script, config.warmup, config.connections, config.threads)
@@ -336,6 +339,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the result file (bench/results)")
+    parser.add_argument(
+        "--reuse-port", action="store_true", help="serve with --reuse-port: a listening socket per worker"
+    )
     return parser.parse_args(argv)
 
 
@@ -351,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=SEED,
         out=args.out,
         work=VAR if args.posts == 100_000 else VAR / f"n{args.posts}",  # bench.run's folders
+        reuse_port=args.reuse_port,
     )
     try:
         wrk = load.wrk_version()

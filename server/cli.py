@@ -201,6 +201,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     if args.workers:
         overrides["workers"] = args.workers
+    if args.reuse_port:
+        overrides["reuse_port"] = True
     settings = Settings(**overrides)
     from .replica import setting_problem
 
@@ -232,14 +234,17 @@ def _serve_workers(settings: Settings, overrides: dict[str, Any], options: dict[
     # Several workers: uvicorn starts each as a new interpreter that builds its app from the
     # environment (``create_app()`` reads the settings), so this command's options go there too,
     # with the folders where the workers keep their metrics and share the fact index; they log
-    # as this process does.
+    # as this process does. With reuse_port each worker listens on a socket of its own
+    # (server/supervisor.py), otherwise they share uvicorn's.
     import uvicorn
+
+    from . import supervisor
 
     with _metrics_folder(settings) as folder:
         environment = {f"ALPHANODE_{name.upper()}": str(value) for name, value in overrides.items()}
         environment[MULTIPROC_ENV] = folder
         with _environment(environment):
-            uvicorn.run(
+            (supervisor.run if settings.reuse_port else uvicorn.run)(
                 "server.app:create_app",
                 factory=True,
                 log_config=_log_config(logging.getLogger().level),
@@ -521,6 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_at_least_one,
         help="server processes sharing the port (default $ALPHANODE_WORKERS, or 1)",
+    )
+    p.add_argument(
+        "--reuse-port",
+        action="store_true",
+        default=None,
+        help="with several workers, a listening socket for each (SO_REUSEPORT): connections spread evenly "
+        "(default $ALPHANODE_REUSE_PORT, or off)",
     )
 
     p = command("export-schema", cmd_export_schema, "write the GraphQL schema in SDL")

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         description="Server processes `alphanode serve` runs on the one port, each serving the whole API "
         "with indexes and caches of its own (see README, Workers); a worker that dies is replaced",
     )
+    reuse_port: bool = Field(
+        default=False,
+        description="With several workers: each listens on a socket of its own (SO_REUSEPORT), and the kernel "
+        "spreads connections over them evenly; a worker that dies also resets the connections waiting for it "
+        "(see README, Workers)",
+    )
     metrics_dir: str | None = Field(
         default=None,
         description="With several workers: the folder where they keep their metrics for /metrics to add up, "

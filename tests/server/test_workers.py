@@ -18,7 +18,9 @@ import glob
 import itertools
 import os
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import psutil
 import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
@@ -132,14 +135,18 @@ def clean_environment(metrics_dir: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def instance(url: str, folder: Path, warm: Callable[[httpx2.Client], httpx2.Response]) -> Iterator[Instance]:
-    """``alphanode serve --workers 2`` on the store at ``url``, once each worker has answered
-    ``warm`` (sent until they have); stopped with SIGTERM at the end, its log free of tracebacks."""
+def instance(
+    url: str, folder: Path, warm: Callable[[httpx2.Client], httpx2.Response], *, reuse_port: bool = False
+) -> Iterator[Instance]:
+    """``alphanode serve --workers 2`` on the store at ``url`` (with ``ALPHANODE_REUSE_PORT`` when
+    ``reuse_port``), once each worker has answered ``warm`` (sent until they have); stopped with
+    SIGTERM at the end, its log free of tracebacks."""
     metrics_dir = folder / "metrics"
     log_path = folder / "server.log"
     port = free_port()
+    env = clean_environment(metrics_dir) | ({"ALPHANODE_REUSE_PORT": "true"} if reuse_port else {})
     with log_path.open("wb") as log:
-        server = start_server(port, database_url=url, env=clean_environment(metrics_dir), output=log, workers=WORKERS)
+        server = start_server(port, database_url=url, env=env, output=log, workers=WORKERS)
         try:
             started = Instance(server, f"http://127.0.0.1:{port}", metrics_dir, [])
             assert wait_until_healthy(started.base, server).status_code == 200, log_path.read_text()
@@ -288,12 +295,13 @@ class Outcome:
     error: Exception | None = None
 
 
+@pytest.mark.parametrize("reuse_port", [False, True], ids=["shared-socket", "reuse-port"])
 def test_a_worker_killed_under_load_takes_only_its_requests_and_is_replaced(
-    database_url: str, documents: Path, tmp_path: Path
+    database_url: str, documents: Path, tmp_path: Path, reuse_port: bool
 ) -> None:
     import_paths(database_url, documents)
     token = create_editor(database_url)
-    with instance(database_url, tmp_path, seed_page) as served:
+    with instance(database_url, tmp_path, seed_page, reuse_port=reuse_port) as served:
         outcomes: list[Outcome] = []  # appended to by every load thread (one append is atomic)
         stop = threading.Event()
 
@@ -350,6 +358,7 @@ def test_a_worker_killed_under_load_takes_only_its_requests_and_is_replaced(
             while True:
                 now = worker_pids(served.process)
                 if len(now) == WORKERS and victim not in now:
+                    seen = time.monotonic()
                     break
                 assert time.monotonic() < deadline, f"no replacement for worker {victim}: {now}"
                 time.sleep(0.1)
@@ -366,14 +375,17 @@ def test_a_worker_killed_under_load_takes_only_its_requests_and_is_replaced(
         served.workers = now
 
         # Only requests in flight on the killed worker failed: one per thread at most, all begun
-        # before the kill, each ended by its connection closing (never an error status).
+        # before the kill, each ended by its connection closing (never an error status). With a
+        # listening socket for each worker, also a connection the kernel queued on the dying
+        # worker's socket in the instant before the kernel closed it (README, Workers): begun
+        # before the supervisor had replaced the worker.
         failed = [o for o in outcomes if o.status != 200]
         assert len(failed) <= len(threads), failed
         for outcome in failed:
             assert outcome.status is None, outcome
             assert not isinstance(outcome.error, httpx2.TimeoutException), outcome
-            assert outcome.started < killed, (outcome, killed)
-        after_kill = [o for o in outcomes if o.started >= killed]
+            assert outcome.started < (seen if reuse_port else killed), (outcome, killed, seen)
+        after_kill = [o for o in outcomes if o.started >= (seen if reuse_port else killed)]
         assert after_kill and all(o.status == 200 for o in after_kill)
         assert sum(o.started >= replaced for o in outcomes) >= 20
         assert len(saved) > writes_before, "no write committed after the kill"
@@ -402,6 +414,48 @@ def test_a_worker_killed_under_load_takes_only_its_requests_and_is_replaced(
     assert title_in_store(database_url, SEED_REFERENCE) == final
 
 
+def test_each_worker_accepts_on_a_listening_socket_of_its_own(sqlite_store: str, tmp_path: Path) -> None:
+    """SO_REUSEPORT (server/supervisor.py): connections opened all at once and kept, as a load
+    generator or a proxy does, are spread over the workers by the kernel."""
+    with instance(sqlite_store, tmp_path, seed_page, reuse_port=True) as served:
+        port = int(served.base.rsplit(":", 1)[1])
+        workers = [psutil.Process(pid) for pid in served.workers]
+        # Given every worker listening on a socket of its own on the port...
+        listening = [
+            [c for c in worker.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+            for worker in workers
+        ]
+        assert [len(sockets) for sockets in listening] == [1] * WORKERS, listening
+        supervisor = psutil.Process(served.process.pid)
+        assert not [c for c in supervisor.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+        # ...when 24 connections are opened together and each sends a request, keeping it open...
+        connections = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(24)]
+        try:
+            for conn in connections:
+                conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            for conn in connections:
+                assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+            # ...then every worker holds some of them (all on one: 2 chances in 2**24).
+            held = [
+                sum(c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port for c in w.net_connections("tcp"))
+                for w in workers
+            ]
+        finally:
+            for conn in connections:
+                conn.close()
+        assert sum(held) == 24 and min(held) > 0, held
+        # And a second server started on the same port fails to start, as without SO_REUSEPORT.
+        second = subprocess.run(
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--workers", "2", "--reuse-port"],
+            cwd=ROOT,
+            env=clean_environment(tmp_path / "second-metrics") | {"ALPHANODE_DATABASE_URL": sqlite_store},
+            capture_output=True,
+            timeout=60,
+        )
+        assert second.returncode != 0 and b"Address already in use" in second.stderr, second.stderr[-2000:]
+        assert seed_page(served.client()).status_code == 200  # the first serves on
+
+
 # -- the command ------------------------------------------------------------------------------
 
 
@@ -426,6 +480,7 @@ def served_options(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         )
 
     monkeypatch.setattr("uvicorn.run", run)
+    monkeypatch.setattr("server.supervisor.run", run)
     return calls
 
 
