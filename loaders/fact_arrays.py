@@ -13,7 +13,6 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import logging
-import os
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
+from .fact_titles import TITLE_ORDER_FILE, TitleOrder, Titles, save_array
 from .postings import Text, json_numbers
 
 if TYPE_CHECKING:
@@ -46,83 +46,9 @@ NO_DATE = dt.date(1, 1, 1).toordinal()  # posts never reviewed sort first (loade
 _EMPTY = np.zeros(0, dtype=np.int32)
 
 
-TITLE_ORDER_FILE = "title-order.npy"
-
-
-def save_array(path: Path, array: np.ndarray) -> bool:
-    """Write ``array`` to ``path`` (NumPy's ``.npy`` format) whole or not at all: a new file renamed
-    into place. False when it could not be written (the folder is gone, the disk full)."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with open(partial, "wb") as out:
-            np.save(out, array, allow_pickle=False)
-        os.replace(partial, path)
-    except OSError as exc:
-        log.warning("%s not written: %s", path, exc)
-        partial.unlink(missing_ok=True)
-        return False
-    return True
-
-
 def json_ints(text: str) -> np.ndarray:
     """A JSON array of integers, parsed by NumPy without a Python object per number."""
     return json_numbers(text)
-
-
-class Titles:
-    """Post titles by id: UTF-8 in one buffer with each title's offset (shareable, never
-    changed), and the titles set since in a dict beside it.
-
-    One buffer is a twentieth of the objects 100,000 Python strings take, and can be mapped
-    from a file by every worker of an instance (``loaders.fact_files``).
-    """
-
-    __slots__ = ("blob", "changed", "offsets")
-
-    def __init__(self, blob: np.ndarray, offsets: np.ndarray, changed: dict[int, str] | None = None) -> None:
-        self.blob = blob  # uint8: every title, one after another
-        self.offsets = offsets  # int64, one more than titles: title i is blob[offsets[i]:offsets[i + 1]]
-        self.changed = changed if changed is not None else {}
-
-    @classmethod
-    def packed(cls, titles: dict[int, str], size: int) -> Titles:
-        """``titles`` (post id -> title) in one buffer, for ids below ``size``."""
-        encoded = [b""] * size
-        for post_id, title in titles.items():
-            encoded[post_id] = title.encode()
-        offsets = np.zeros(size + 1, dtype=np.int64)
-        np.cumsum([len(e) for e in encoded], out=offsets[1:])
-        return cls(np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets)
-
-    def __getitem__(self, post_id: int) -> str:
-        found = self.changed.get(post_id)
-        if found is not None:
-            return found
-        if post_id + 1 >= len(self.offsets):
-            return ""
-        return bytes(self.blob[self.offsets[post_id] : self.offsets[post_id + 1]]).decode()
-
-    def set(self, post_ids: Sequence[int], titles: Sequence[str]) -> None:
-        self.changed.update(zip(post_ids, titles, strict=True))
-
-    def copy(self) -> Titles:
-        return Titles(self.blob, self.offsets, dict(self.changed))
-
-    def compacted(self, present: np.ndarray) -> Titles:
-        """The titles of the posts ``present`` holds, all in one buffer."""
-        return Titles.packed({int(i): self[int(i)] for i in np.flatnonzero(present)}, len(present))
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.blob.nbytes + self.offsets.nbytes) + sum(len(t) + 50 for t in self.changed.values())
-
-
-@dataclass(slots=True)
-class TitleOrder:
-    """Public posts in title order (by code point, then id): for TITLE pages."""
-
-    order: np.ndarray  # post ids (int32) in title order
-    rank: np.ndarray | None = None  # by post id: the post's place in ``order``, made when first needed
 
 
 @dataclass(slots=True)
@@ -502,8 +428,5 @@ __all__ = [
     "NUMBERS",
     "SCALARS",
     "Facts",
-    "TitleOrder",
-    "Titles",
     "json_ints",
-    "save_array",
 ]

@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .fact_arrays import FLAGS, LINKS, NUMBERS, SCALARS, TITLE_ORDER_FILE, Facts, TitleOrder, Titles, save_array
+from .fact_arrays import FLAGS, LINKS, NUMBERS, SCALARS, Facts
+from .fact_titles import TITLE_ORDER_FILE, TitleOrder, Titles, save_array
 from .postings import Text
 
 log = logging.getLogger("alphanode.facts")

@@ -96,7 +96,8 @@ def _progress(total: int, enabled: bool) -> tuple[Callable[[int], None] | None, 
 
 def cmd_import(args: argparse.Namespace) -> int:
     import models
-    from store.importer import ImportStopped, collect_sources, import_sources
+    from store.importer import ImportStopped, import_sources
+    from store.sources import collect_sources
 
     settings = _settings(args)
     sources, missing = collect_sources(args.paths)

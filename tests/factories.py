@@ -17,7 +17,8 @@ from sqlalchemy import Connection
 
 import models
 from documents.synth import write
-from store.importer import collect_sources, file_source, import_sources
+from store.importer import import_sources
+from store.sources import collect_sources, file_source
 from tests.conftest import SEED_DOCUMENT
 
 

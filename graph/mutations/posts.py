@@ -15,7 +15,8 @@ import strawberry
 from documents import DocumentError, parse
 from loaders import Loaders, RequestDb
 from store import edit
-from store.importer import import_sources, text_source
+from store.importer import import_sources
+from store.sources import text_source
 
 from ..auth import require_editor
 from ..context import Info, Writer, WriteReport

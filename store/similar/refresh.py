@@ -24,8 +24,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .. import purge
+from ..bulk import chunks, insert_many, tune_for_bulk
 from ..prepare import start_worker, workers_can_start
-from ..write import chunks, insert_many, tune_for_bulk
 from .ranking import TopLists, top_lists
 from .terms import MAX_SIMILAR, TermIndex, load_index, post_t, similar_t
 

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, func, select
 
 from models import Entity, Post, PostEntity, PostStack, PostTool, SimilarPost, StackTerm, Tool, table
 
-from ..write import chunks
+from ..bulk import chunks
 
 log = logging.getLogger("alphanode.similar")
 

@@ -15,7 +15,8 @@ from graph import Context
 from graph.executor import Executor, Fallback
 from graph.schema import executor, schema
 from loaders import ReadPool, RequestDb
-from store.importer import collect_sources, import_sources
+from store.importer import import_sources
+from store.sources import collect_sources
 from tests.conftest import OPERATIONS
 
 SEED_REFERENCE = "anp-ref-001632-5801"

@@ -23,7 +23,8 @@ import models
 from documents import Document, parse, to_dict
 from server.app import create_app
 from server.settings import Settings
-from store.importer import collect_sources, import_sources
+from store.importer import import_sources
+from store.sources import collect_sources
 from tests.conftest import OPERATIONS
 
 POST_PAGE = (OPERATIONS / "post-page.graphql").read_text(encoding="utf-8")

@@ -27,7 +27,8 @@ from documents import parse, slug_for
 from documents.synth import write
 from server.app import create_app
 from server.settings import Settings
-from store.importer import collect_sources, import_sources
+from store.importer import import_sources
+from store.sources import collect_sources
 from tests.conftest import OPERATIONS, SEED_DOCUMENT
 
 POST_PAGE = (OPERATIONS / "post-page.graphql").read_text(encoding="utf-8")

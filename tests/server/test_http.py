@@ -21,7 +21,8 @@ import models
 from documents import parse, slug_for
 from server.app import create_app
 from server.settings import Settings
-from store.importer import file_source, import_sources
+from store.importer import import_sources
+from store.sources import file_source
 from tests.conftest import SEED_DOCUMENT, PostgresServer
 
 SEED = parse(SEED_DOCUMENT.read_bytes())

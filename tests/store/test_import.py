@@ -17,7 +17,8 @@ from documents import parse, render
 from models import Post, PostBlock, PostStack, SimilarPost, table
 from store import importer
 from store.export import find_post_id, load_document
-from store.importer import collect_sources, file_source, import_sources, text_source
+from store.importer import import_sources
+from store.sources import collect_sources, file_source, text_source
 from tests.conftest import SEED_DOCUMENT
 from tests.store.dump import _dump as logical_dump_of
 

@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from documents import Document, Entity, parse, render
 from models import Post, SimilarPost, table
 from store import similar
-from store.importer import collect_sources, import_sources, text_source
+from store.importer import import_sources
 from store.similar import MAX_SIMILAR, rebuild_similar
+from store.sources import collect_sources, text_source
 from tests.conftest import SEED_DOCUMENT
 from tests.store import similar_oracle as oracle
 
