@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -283,3 +284,74 @@ def test_serve_reads_the_database_url_from_the_environment(database_url: str, mo
     ((app, options),) = served
     assert app.state.settings.database_url == url
     assert options["port"] == 8123
+
+
+# -- the command line itself ------------------------------------------------
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("init", "import", "export", "generate", "serve", "export-schema", "similar", "token", "db"):
+        assert f" {command} " in out, out
+    assert "--install-completion" in out
+
+
+def test_the_verbose_option_goes_before_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-v", "generate", "--count", "1", "--seed", "1", "--out", str(tmp_path), "--quiet"]) == 0
+    assert capsys.readouterr().out == f"wrote 1 document(s) to {tmp_path}\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["no-such-command"],
+        ["import"],
+        ["export"],
+        ["export", "--reference", SEED_REFERENCE, "--slug", "a-slug"],
+        ["export", "--reference", SEED_REFERENCE, "--format", "xml"],
+        ["generate", "--count", "many", "--seed", "1", "--out", "x"],
+        ["token", "create", "--name", "alice", "--role", "root"],
+        ["db"],
+    ],
+)
+def test_a_command_line_that_cannot_be_parsed_exits_2_with_the_usage(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("Usage: alphanode"), captured.err
+    assert "Error: " in captured.err
+
+
+def test_a_commands_engine_is_disposed_of_however_the_command_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from server.cli.common import engine_for
+    from server.settings import Settings
+
+    disposed: list[str] = []
+    dispose = AsyncEngine.dispose
+
+    async def recording_dispose(engine: AsyncEngine, close: bool = True) -> None:
+        disposed.append(str(engine.url))
+        await dispose(engine, close)
+
+    monkeypatch.setattr(AsyncEngine, "dispose", recording_dispose)
+    chosen = Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}")
+
+    async def failing() -> None:
+        async with engine_for(chosen) as engine, engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+            raise RuntimeError("the command failed")
+
+    with pytest.raises(RuntimeError, match="the command failed"):
+        asyncio.run(failing())
+    assert len(disposed) == 1
+    assert disposed[0].endswith("store.db")
