@@ -20,7 +20,7 @@ from store.similar import MAX_SIMILAR
 from .auth import require_editor
 from .context import Info
 from .errors import BadUserInput
-from .executor import batch_resolver
+from .executor import BATCH_FORMS, batched
 from .node import Node, encode_id
 
 
@@ -218,18 +218,22 @@ class PostMeta:
     payload: Payload = strawberry.field(resolver=_payload, description="Provenance of the document.")
 
     @strawberry.field(description="Stack terms the post is about, in the post's order.")
+    @batched
     async def stack(self, info: Info) -> list[str]:
         return (await meta_stack([self], info))[0]
 
     @strawberry.field(description="Tools the post uses, in the post's order.")
+    @batched
     async def tools(self, info: Info) -> list[str]:
         return (await meta_tools([self], info))[0]
 
     @strawberry.field(description="The post's checklist of operational checks, in order.")
+    @batched
     async def checklist(self, info: Info) -> list[str]:
         return (await meta_checklist([self], info))[0]
 
     @strawberry.field(description="Editorial notes about the post, in order.")
+    @batched
     async def notes(self, info: Info) -> list[str]:
         return (await meta_notes([self], info))[0]
 
@@ -289,14 +293,17 @@ class Post(Node):
         return [PostRevision.from_row(row) for row in rows]
 
     @strawberry.field(description="The post's body after the intro, block by block in page order.")
+    @batched
     async def body(self, info: Info) -> list[Block]:
         return (await post_body([self], info))[0]
 
     @strawberry.field(description="The post's images in page order.")
+    @batched
     async def images(self, info: Info) -> list[Image]:
         return (await post_images([self], info))[0]
 
     @strawberry.field(description="Entities the post is about, in the post's order.")
+    @batched
     async def entities(self, info: Info) -> list[Entity]:
         return (await post_entities([self], info))[0]
 
@@ -304,6 +311,7 @@ class Post(Node):
         description="Posts most like this one, best first: ranked by shared topic, entities, stack and tools, "
         "rare shared terms counting more than common ones; ties go to the smaller source id."
     )
+    @batched
     async def similar_posts(
         self,
         info: Info,
@@ -354,7 +362,7 @@ def _body(rows: list[Any], image_rows: list[Any]) -> list[HeadingBlock | Paragra
     return body
 
 
-@batch_resolver("Post", "body")
+@BATCH_FORMS.of(Post.body)
 async def post_body(
     posts: list[Post], info: Info
 ) -> list[list[HeadingBlock | ParagraphBlock | ListBlock | ImageBlock]]:
@@ -367,19 +375,19 @@ async def post_body(
     return [_body(rows, image_rows) for rows, image_rows in zip(blocks, images, strict=True)]
 
 
-@batch_resolver("Post", "images")
+@BATCH_FORMS.of(Post.images)
 async def post_images(posts: list[Post], info: Info) -> list[list[Image]]:
     rows = await info.context.loaders.images.load_all([p.pk for p in posts])
     return [[Image.from_row(row) for row in group] for group in rows]
 
 
-@batch_resolver("Post", "entities")
+@BATCH_FORMS.of(Post.entities)
 async def post_entities(posts: list[Post], info: Info) -> list[list[Entity]]:
     rows = await info.context.loaders.entities.load_all([p.pk for p in posts])
     return [[Entity(name=row["name"], type=row["type"]) for row in group] for group in rows]
 
 
-@batch_resolver("Post", "similarPosts")
+@BATCH_FORMS.of(Post.similar_posts)
 async def post_similar_posts(posts: list[Post], info: Info, first: int = 5) -> list[list[SimilarPost]]:
     if not 0 <= first <= MAX_SIMILAR:
         raise BadUserInput(f"similarPosts(first:) must be between 0 and {MAX_SIMILAR}, not {first}", argument="first")
@@ -407,7 +415,7 @@ def _meta_list(loader_name: str) -> Callable[[list[PostMeta], Info], Awaitable[l
     return resolve
 
 
-meta_stack = batch_resolver("PostMeta", "stack")(_meta_list("stack"))
-meta_tools = batch_resolver("PostMeta", "tools")(_meta_list("tools"))
-meta_checklist = batch_resolver("PostMeta", "checklist")(_meta_list("checklist"))
-meta_notes = batch_resolver("PostMeta", "notes")(_meta_list("notes"))
+meta_stack = BATCH_FORMS.of(PostMeta.stack)(_meta_list("stack"))
+meta_tools = BATCH_FORMS.of(PostMeta.tools)(_meta_list("tools"))
+meta_checklist = BATCH_FORMS.of(PostMeta.checklist)(_meta_list("checklist"))
+meta_notes = BATCH_FORMS.of(PostMeta.notes)(_meta_list("notes"))

@@ -7,14 +7,15 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from models.trouble import diagnose
 
 from .errors import ApiError
-from .executor import Executor
+from .executor import BATCH_FORMS, DocumentCache, Executor, SharedDocuments
+from .executor.internals import graphql_schema
 from .limits import Limits, limit_rules
 from .mutations.posts import Mutation
 from .query import Query
@@ -53,7 +54,12 @@ class _MaskUnexpected(MaskErrors):
 
 
 class Schema(strawberry.Schema):
-    """Logs unexpected errors with their traceback for operators; request errors are not logged as errors."""
+    """Logs unexpected errors with their traceback for operators; request errors are not logged as errors.
+
+    ``documents`` is the parse and validation cache it shares with the batched executor.
+    """
+
+    documents: DocumentCache | None = None
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         for error in errors:
@@ -71,13 +77,14 @@ class Schema(strawberry.Schema):
 def build_schema(limits: Limits | None = None, **kwargs: Any) -> Schema:
     limits = limits or Limits()
     rules = limit_rules(limits)
-    return Schema(
+    documents = DocumentCache(DOCUMENT_CACHE_SIZE, rules, limits.max_tokens)
+    built = Schema(
         query=Query,
         mutation=Mutation,
         extensions=[
-            # Factories: a fresh extension per request; the caches themselves are shared.
-            lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
-            lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+            # Factories: a fresh extension per request; the cache itself is shared, with the
+            # batched executor too.
+            lambda: SharedDocuments(documents),
             _MaskUnexpected,
             lambda: AddValidationRules(rules),
             lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
@@ -85,10 +92,13 @@ def build_schema(limits: Limits | None = None, **kwargs: Any) -> Schema:
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         **kwargs,
     )
+    documents.bind(graphql_schema(built))
+    built.documents = documents
+    return built
 
 
 schema = build_schema()
-executor = Executor(schema, cache_size=DOCUMENT_CACHE_SIZE)
+executor = Executor(schema, cache_size=DOCUMENT_CACHE_SIZE, batch_forms=BATCH_FORMS)
 
 
 def schema_sdl() -> str:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import models
 from graph.context import Writer
-from graph.executor import Executor
+from graph.executor import BATCH_FORMS, Executor
 from graph.limits import Limits
 from graph.schema import DOCUMENT_CACHE_SIZE, Schema, build_schema
 from loaders import ReadPool
@@ -118,7 +118,7 @@ class Services:
         services = cls(
             settings=settings,
             schema=schema,
-            executor=Executor(schema, cache_size=DOCUMENT_CACHE_SIZE, limits=limits),
+            executor=Executor(schema, cache_size=DOCUMENT_CACHE_SIZE, limits=limits, batch_forms=BATCH_FORMS),
             limits=limits,
             engine=engine,
             pool=pool,

@@ -12,7 +12,7 @@ import strawberry
 
 import models
 from graph import Context
-from graph.executor import Executor, Fallback
+from graph.executor import Executor, Unsupported
 from graph.schema import executor, schema
 from loaders import ReadPool, RequestDb
 from store.importer import import_sources
@@ -220,7 +220,7 @@ def test_scalar_attributes_of_other_python_types_are_serialized_like_strawberry_
 
 def test_an_int_outside_32_bits_is_handed_back() -> None:
     big = Item(name="a", count=2**31, ready=True, code=strawberry.ID("x"))
-    with pytest.raises(Fallback):
+    with pytest.raises(Unsupported):
         run_items([Item(name="b", count=0, ready=True, code=strawberry.ID("y")), big])
     ITEMS[:] = [big]  # and Strawberry's executor answers with an error
     try:
