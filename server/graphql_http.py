@@ -16,7 +16,7 @@ import logging
 import time
 
 import orjson
-from graphql import FragmentDefinitionNode, GraphQLError, OperationDefinitionNode
+from graphql import FieldNode, FragmentDefinitionNode, GraphQLError, OperationDefinitionNode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.exceptions import MissingQueryError
@@ -25,7 +25,9 @@ from strawberry.types.execution import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from graph import Context
+from graph.executor import Prepared, Unsupported
 from graph.limits import LIMIT_CODES, check_nodes, exceeds_tokens
+from graph.schema import INTERNAL_ERROR
 from loaders import RequestDb
 from models.trouble import CODES as TROUBLE_CODES
 from models.trouble import RETRY_AFTER, StoreTrouble, diagnose
@@ -79,14 +81,16 @@ async def execute(
             if prepared is not None:
                 try:
                     data = await executor.execute(prepared, params.variables, context)
-                except Exception as exc:  # the regular executor answers, with its error handling
-                    if diagnose(exc) is not None:
-                        raise  # the store is in trouble: running the operation again would not help
+                except Unsupported as exc:  # the regular executor answers, with its error handling
                     log.debug("batched executor handed back %s: %r", params.operation_name, exc)
                     _account(stats, db)
                     await db.close()
                     db = RequestDb(db.pool, include_archived=db.include_archived)
                     context = Context.create(db, request, viewer, services.writer)
+                except Exception as exc:
+                    if diagnose(exc) is not None:
+                        raise  # the store is in trouble: answered 503 below
+                    return executor_fault(services, params, prepared, exc)
                 else:
                     return ExecutionResult(data=data, errors=None)
         return await services.schema.execute(
@@ -117,6 +121,26 @@ async def execute(
         if context is not None and context.db is not db:  # a mutation read its result afresh
             _account(stats, context.db)
             await context.db.close()
+
+
+def executor_fault(services: Services, params: GraphQLParams, prepared: Prepared, exc: Exception) -> ExecutionResult:
+    """The answer to an unexpected exception in the batched executor: logged, counted, masked.
+
+    Not run again on the regular executor: a fault is a bug to see, not to hide. Answered as
+    a field error would be, with no data: the error is placed at the operation's first field.
+    """
+    log.error("batched executor failed on %s", params.operation_name or "an anonymous operation", exc_info=exc)
+    services.metrics.executor_error()
+    first = next((s for s in prepared.operation.selection_set.selections if isinstance(s, FieldNode)), None)
+    path = [(first.alias or first.name).value] if first is not None else []
+    error = GraphQLError(
+        INTERNAL_ERROR,
+        nodes=first,
+        path=path,
+        original_error=exc,
+        extensions={"code": "INTERNAL_SERVER_ERROR"},
+    )
+    return ExecutionResult(data=None, errors=[error])
 
 
 def trouble_error(trouble: StoreTrouble) -> HttpError:

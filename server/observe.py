@@ -120,6 +120,11 @@ class Metrics:
         self.responses = Counter(
             "alphanode_responses_total", "GraphQL responses, by HTTP status.", ("status",), registry=self.registry
         )
+        self.executor_errors = Counter(
+            "alphanode_executor_errors_total",
+            "Unexpected exceptions in the batched executor, answered as errors (not run again).",
+            registry=self.registry,
+        )
         self.imports = Counter(
             "alphanode_import_documents_total",
             "Documents imported through this server, by outcome.",
@@ -193,6 +198,10 @@ class Metrics:
         self.responses.labels(str(stats.status)).inc()
         if stats.cache in ("hit", "miss"):
             self.cache.labels(stats.cache).inc()
+
+    def executor_error(self) -> None:
+        """Count an unexpected exception in the batched executor."""
+        self.executor_errors.inc()
 
     def cache_error(self, operation: str) -> None:
         """Count a failed call to the cache backend."""

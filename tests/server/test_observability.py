@@ -349,3 +349,45 @@ def test_serving_freezes_start_up_and_collects_less_often(store: str) -> None:
         assert gc.get_freeze_count() == 0  # stopping gives them back
     finally:
         gc.set_threshold(*before)
+
+
+IMAGES_QUERY = "{ posts(first: 2) { edges { node { images { url } } } } }"
+
+
+def test_a_fault_in_the_batched_executor_is_counted_and_answered_not_run_again(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    executor = client.app.state.services.executor  # type: ignore[attr-defined]
+
+    async def broken(posts: list[Any], info: Any) -> list[Any]:
+        raise RuntimeError("a bug in a batch form")
+
+    # Only the batched executor uses this batch form: Strawberry's executor, run again, would succeed.
+    executor._fields.clear()
+    saved = executor.batch[("Post", "images")]
+    executor.batch[("Post", "images")] = broken
+    family = "alphanode_executor_errors"
+    try:
+        before = value(scrape(client), family, family + "_total")
+        with caplog.at_level(logging.ERROR, logger="alphanode.http"):
+            response = client.post(
+                "/graphql", json={"query": "{ posts(first: 2) { edges { node { images { url } } } } }"}
+            )
+        after = value(scrape(client), family, family + "_total")
+    finally:
+        executor.batch[("Post", "images")] = saved
+        executor._fields.clear()
+    assert after == before + 1
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"] is None
+    assert body["errors"] == [
+        {
+            "message": "Internal server error.",
+            "locations": [{"line": 1, "column": 3}],
+            "path": ["posts"],
+            "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+        }
+    ]
+    assert "a bug in a batch form" not in response.text
+    assert any(r.levelname == "ERROR" and "batched executor failed" in r.getMessage() for r in caplog.records)
