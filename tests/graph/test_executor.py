@@ -234,3 +234,16 @@ def test_an_int_outside_32_bits_is_handed_back() -> None:
     finally:
         ITEMS.clear()
     assert regular.errors and "32-bit" in regular.errors[0].message
+
+
+def test_both_executors_share_one_parse_and_validation_cache() -> None:
+    query = "{ posts(first: 1) { totalCount } __typename }"
+    assert schema.documents is not None
+    assert executor.documents is schema.documents
+    result = asyncio.run(schema.execute("{ __typename }"))
+    assert result.errors is None
+    assert "{ __typename }" in executor.documents  # Strawberry's executor filled the shared cache
+    prepared = executor.prepare(query, None)
+    assert prepared is not None
+    assert prepared.document is executor.documents.get(query).document
+    assert executor.parsed(query) == (executor.documents.get(query), False)
