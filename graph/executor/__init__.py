@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphql import GraphQLError, GraphQLNonNull, GraphQLObjectType, GraphQLSchema
+from graphql import DocumentNode, GraphQLError, GraphQLNonNull, GraphQLObjectType, GraphQLSchema
 from graphql.execution import get_variable_values
 
 from ..errors import ApiError
@@ -103,7 +103,7 @@ class Executor:
         self._prepared[key] = prepared
         return prepared
 
-    def document(self, query: str) -> Any:
+    def document(self, query: str) -> DocumentNode | None:
         """The parsed document (cached), or None when the text does not parse."""
         return self.documents.get(query).document
 
