@@ -46,12 +46,12 @@ import asyncio
 import logging
 import sys
 import time
-from collections import OrderedDict
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cachetools import LRUCache
 
 from .aggregates import store_version
 from .db import ReadPool, RequestDb
@@ -141,8 +141,9 @@ class FactIndex:
         self.maps = 0  # snapshots mapped from the shared files
         self.published = 0  # snapshots this process wrote there
         self._publish_after = 0.0  # time.monotonic() before which nothing more is published
-        # (search, store version) -> a ranking FTS5 made at that version: see keep_ranking.
-        self.rankings: OrderedDict[tuple[Hashable, int], Any] = OrderedDict()
+        # (search, store version) -> a ranking FTS5 made at that version, the most recently used
+        # kept: see keep_ranking.
+        self.rankings: LRUCache[tuple[Hashable, int], Any] = LRUCache(maxsize=RANKINGS_KEPT)
 
     def share(self, folder: Path, url: str | None = None) -> None:
         """Share the index with the other workers of this instance through files in ``folder``;
@@ -154,16 +155,10 @@ class FactIndex:
     def keep_ranking(self, search: Hashable, version: int, ranking: Any) -> None:
         """Keep a ranking made at ``version`` for the pages after it, whatever is written meanwhile."""
         self.rankings[(search, version)] = ranking
-        self.rankings.move_to_end((search, version))
-        while len(self.rankings) > RANKINGS_KEPT:
-            self.rankings.popitem(last=False)
 
     def ranking_at(self, search: Hashable, version: int) -> Any:
         """The ranking of ``search`` kept at ``version``, or None."""
-        found = self.rankings.get((search, version))
-        if found is not None:
-            self.rankings.move_to_end((search, version))
-        return found
+        return self.rankings.get((search, version))  # (cachetools: a hit is now the most recent)
 
     def _settled(self, facts: Facts | None, version: int) -> bool:
         """Whether ``facts`` is the index at ``version`` with nothing left to publish."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 
 import numpy as np
+import orjson
 
 from .terms import KIND_LABELS, TermIndex
 
@@ -76,7 +76,8 @@ def mix(z: np.ndarray) -> np.ndarray:
 
 
 def _reasons_json(index: TermIndex, terms: np.ndarray, shared: np.ndarray) -> list[str]:
-    """``json.dumps`` of the reasons of each row: its shared terms (``terms`` where ``shared``), rarest first."""
+    """The reasons of each row as JSON text, as ``orjson.dumps`` writes them: its shared terms
+    (``terms`` where ``shared``), rarest first."""
     v = len(index.term_labels)
     row, column = np.nonzero(shared)
     term = terms[row, column]
@@ -87,10 +88,10 @@ def _reasons_json(index: TermIndex, terms: np.ndarray, shared: np.ndarray) -> li
     kind_start = row_start | np.concatenate(([True], kind[1:] != kind[:-1]))
     variant = np.where(row_start, 0, np.where(kind_start, 1, 2))
     # JSON escapes character by character: labels are escaped once, then joined.
-    quoted = [json.dumps(label)[1:-1] for label in index.term_labels]
+    quoted = [orjson.dumps(label).decode()[1:-1] for label in index.term_labels]
     kinds = index.term_kinds.tolist()
     pieces = [f'["{KIND_LABELS[kinds[t]]}: {quoted[t]}' for t in range(v)]
-    pieces += [f'", "{KIND_LABELS[kinds[t]]}: {quoted[t]}' for t in range(v)]
+    pieces += [f'","{KIND_LABELS[kinds[t]]}: {quoted[t]}' for t in range(v)]
     pieces += [f", {quoted[t]}" for t in range(v)]
     parts = [pieces[i] for i in (variant * v + term).tolist()]
     bounds = [*np.flatnonzero(row_start).tolist(), len(parts)]

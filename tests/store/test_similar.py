@@ -8,6 +8,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -55,7 +56,9 @@ async def similar_lists(engine: AsyncEngine) -> dict[str, list[tuple[str, float,
         )
         lists: dict[str, list[tuple[str, float, list[str]]]] = {s: [] for s in source.values()}
         for row in rows:
-            lists[source[row.post_id]].append((source[row.similar_id], row.score, json.loads(row.reasons)))
+            reasons = json.loads(row.reasons)
+            assert row.reasons == orjson.dumps(reasons).decode()  # stored as orjson writes it
+            lists[source[row.post_id]].append((source[row.similar_id], row.score, reasons))
     return lists
 
 
