@@ -8,6 +8,7 @@ import copy
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -67,16 +68,36 @@ def serve(
         "log_level": chosen.log_level,
         "access_log": False,
     }
-    with _index_folder(chosen) as index_folder:
-        chosen = chosen.model_copy(update={"index_dir": index_folder})
-        given["index_dir"] = index_folder
-        if chosen.workers == 1:
-            from ..app import create_app
+    try:
+        with _index_folder(chosen) as index_folder:
+            chosen = chosen.model_copy(update={"index_dir": index_folder})
+            given["index_dir"] = index_folder
+            if chosen.workers == 1:
+                from ..app import create_app
 
-            uvicorn.run(create_app(chosen), **options)
-            return 0
-        _serve_workers(chosen, given, options)
+                # uvicorn stops gracefully on SIGTERM, then raises the signal again for the
+                # handler it found: the default one would end the process before the folder
+                # is removed, so the signal is held until then (_Stopped), and raised again.
+                signal.signal(signal.SIGTERM, _stop_on_signal)
+                uvicorn.run(create_app(chosen), **options)
+                return 0
+            _serve_workers(chosen, given, options)
+    except _Stopped as stopped:
+        signal.signal(stopped.signum, signal.SIG_DFL)
+        signal.raise_signal(stopped.signum)  # ends the process as the signal does
     return 0
+
+
+class _Stopped(BaseException):
+    """A signal that ends the server, held until its ``finally`` blocks have run."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
 
 
 def _serve_workers(chosen: Settings, given: dict[str, Any], options: dict[str, Any]) -> None:

@@ -456,6 +456,25 @@ def test_each_worker_accepts_on_a_listening_socket_of_its_own(sqlite_store: str,
         assert seed_page(served.client()).status_code == 200  # the first serves on
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_removes_the_index_folder_it_made_when_stopped(sqlite_store: str, tmp_path: Path, workers: int) -> None:
+    """The fact index's folder (a new temporary one by default) goes when SIGTERM stops the server."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = clean_environment(tmp_path / "metrics") | {"TMPDIR": str(temporary)}
+    with (tmp_path / "server.log").open("wb") as log:
+        server = start_server(free_port(), database_url=sqlite_store, env=env, output=log, workers=workers)
+        try:
+            base = f"http://127.0.0.1:{server.args[server.args.index('--port') + 1]}"
+            assert wait_until_healthy(base, server).status_code == 200
+            made = list(temporary.glob("alphanode-index-*"))
+            assert len(made) == 1 and any(made[0].rglob("meta.json")), made  # the index, shared through it
+        finally:
+            stop_process(server, SHUTDOWN_TIMEOUT)
+    assert server.returncode in (0, -signal.SIGTERM), (tmp_path / "server.log").read_text()
+    assert list(temporary.glob("alphanode-index-*")) == []
+
+
 # -- the command ------------------------------------------------------------------------------
 
 
