@@ -9,11 +9,11 @@ validation errors, so a text is never parsed or validated twice.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetools import LRUCache
 from graphql import (
     ASTValidationRule,
     DocumentNode,
@@ -87,7 +87,7 @@ class DocumentCache:
         self.rules: tuple[type[ASTValidationRule], ...] = (*specified_rules, *rules)
         self.max_tokens = max_tokens
         self.schema: GraphQLSchema | None = None  # set by bind
-        self._entries: OrderedDict[str, Document] = OrderedDict()
+        self._entries: LRUCache[str, Document] = LRUCache(maxsize=maxsize)
 
     def __contains__(self, query: str) -> bool:
         return query in self._entries
@@ -100,7 +100,7 @@ class DocumentCache:
 
     def get(self, query: str) -> Document:
         """The parse and validation of a query text, made on the first call."""
-        entry = self._entries.get(query)
+        entry = self._entries.get(query)  # (cachetools: a hit is now the most recently used)
         if entry is None:
             schema = self.schema
             if schema is None:
@@ -116,8 +116,6 @@ class DocumentCache:
             entry = self._entries[query] = Document(document, errors, parse_error)
             entry.parse_seconds = parsed - started
             entry.validate_seconds = time.perf_counter() - parsed
-            if len(self._entries) > self.maxsize:
-                self._entries.popitem(last=False)
         return entry
 
 

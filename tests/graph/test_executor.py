@@ -13,7 +13,8 @@ import strawberry
 
 import models
 from graph import Context
-from graph.executor import Executor, Unsupported
+from graph.executor import DocumentCache, Executor, Unsupported
+from graph.executor.internals import graphql_schema
 from graph.schema import executor, schema
 from loaders import ReadPool, RequestDb
 from store.importer import import_sources
@@ -247,3 +248,14 @@ def test_both_executors_share_one_parse_and_validation_cache() -> None:
     assert prepared is not None
     assert prepared.document is executor.documents.get(query).document
     assert executor.parsed(query) == (executor.documents.get(query), False)
+
+
+def test_the_document_cache_keeps_the_most_recently_used_within_its_bound() -> None:
+    documents = DocumentCache(2)
+    documents.bind(graphql_schema(schema))
+    first = documents.get("{ __typename }")
+    documents.get("{ a: __typename }")
+    assert documents.get("{ __typename }") is first  # a hit: now the most recently used
+    documents.get("{ b: __typename }")
+    assert "{ __typename }" in documents and "{ b: __typename }" in documents
+    assert "{ a: __typename }" not in documents  # the least recently used went
