@@ -62,15 +62,15 @@ class FactFiles:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
 
-    def newest(self, at_most: int) -> Snapshot | None:
-        """The newest complete snapshot at store version ``at_most`` or before it."""
+    def newest(self, at_most: int | None = None) -> Snapshot | None:
+        """The newest complete snapshot (at store version ``at_most`` or before it, when given)."""
         best: Snapshot | None = None
         with contextlib.suppress(OSError):
             for entry in os.scandir(self.folder):
                 if not entry.name.startswith("v") or not entry.name[1:].isdigit():
                     continue
                 version = int(entry.name[1:])
-                newer = version <= at_most and (best is None or version > best.version)
+                newer = (at_most is None or version <= at_most) and (best is None or version > best.version)
                 if newer and os.path.exists(os.path.join(entry.path, META)):
                     best = Snapshot(version, Path(entry.path))
         return best

@@ -48,14 +48,14 @@ import sys
 import time
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from cachetools import LRUCache
 
 from .aggregates import store_version
 from .db import ReadPool, RequestDb
-from .fact_arrays import FLAGS, ID_SPACE, LINKS, NO_DATE, NUMBERS, SCALARS, Facts, json_ints
+from .fact_arrays import FLAGS, LINKS, NO_DATE, NUMBERS, SCALARS, Facts, json_ints
 from .fact_files import FactFiles
 from .memory import release_memory
 from .postings import Text
@@ -198,23 +198,21 @@ class FactIndex:
     async def _advance(self, db: RequestDb, current: Facts | None, version: int) -> Facts:
         """The index at ``version`` (or later, after a full load) from ``current``."""
         if self.files is None:
-            return await self._computed(db, current, version)
+            return await self._applied(db, current, version) or await self.load(db.pool)
         current = self._mapped(current, version) or current
-        if current is not None and current.version == version and current.source is not None:
+        if _published_at(current, version):
             return current
-        if time.monotonic() < self._publish_after and current is not None:
+        if time.monotonic() < self._publish_after:
             # Published recently: this change goes to this worker's copy for now.
-            facts = current if current.version == version else await self._delta(db, current, version)
+            facts = await self._applied(db, current, version)
             if facts is not None:
                 return facts
         async with self.files.building():
             current = self._mapped(current, version) or current  # published while this one waited
-            if current is not None and current.version == version and current.source is not None:
+            if _published_at(current, version):
                 return current
             self._publish_after = time.monotonic() + PUBLISH_INTERVAL
-            facts = current if current is not None and current.version == version else None
-            if facts is None and current is not None:
-                facts = await self._delta(db, current, version)
+            facts = await self._applied(db, current, version)
             if facts is None:
                 built = await self._build_apart()
                 if built is not None:
@@ -227,6 +225,15 @@ class FactIndex:
         self.published += 1
         mapped.matches, mapped.text = facts.matches, facts.text  # what it has read since, kept
         return mapped
+
+    async def _applied(self, db: RequestDb, current: Facts | None, version: int) -> Facts | None:
+        """``current`` at ``version``: itself when it is there, else with the posts changed since
+        read again; None when only a full load will do (no index yet, too many changes, a pruned log)."""
+        if current is None:
+            return None
+        if current.version == version:
+            return current
+        return await self._delta(db, current, version)
 
     async def _build_apart(self) -> Facts | None:
         """A full load made by a builder process (``loaders.fact_build``), mapped; None without a
@@ -244,7 +251,7 @@ class FactIndex:
             stderr=asyncio.subprocess.PIPE,
         )
         _, errors = await builder.communicate(self._url.encode() + b"\n")
-        snapshot = self.files.newest(ID_SPACE) if builder.returncode == 0 else None
+        snapshot = self.files.newest() if builder.returncode == 0 else None
         mapped = self.files.read(snapshot) if snapshot is not None else None
         if mapped is None:
             told = errors.decode(errors="replace").strip().splitlines()[-1:] or ["nothing"]
@@ -276,12 +283,6 @@ class FactIndex:
             self.maps += 1
             log.info("fact index mapped at store version %d from %s", mapped.version, snapshot.path)
         return mapped
-
-    async def _computed(self, db: RequestDb, current: Facts | None, version: int) -> Facts:
-        if current is not None and current.version == version:
-            return current
-        facts = await self._delta(db, current, version) if current is not None else None
-        return facts if facts is not None else await self.load(db.pool)
 
     async def load(self, pool: ReadPool) -> Facts:
         """Every public post's facts, read in a snapshot of their own on a connection opened for
@@ -339,6 +340,11 @@ class FactIndex:
             facts.text = await current.text.delta(db, version, ids)
         self.deltas += 1
         return facts
+
+
+def _published_at(facts: Facts | None, version: int) -> TypeGuard[Facts]:
+    """Whether ``facts`` is the index at ``version`` as mapped from the shared files."""
+    return facts is not None and facts.version == version and facts.source is not None
 
 
 _COLUMNS = ("id", *SCALARS, *FLAGS, *NUMBERS, "last_reviewed")

@@ -192,13 +192,18 @@ def test_broad_selections_agree_in_every_ordering(corpus: Corpus, index: str, tm
     assert run(corpus.url, compare, share) == 2 * (len(ORDERINGS) - 2) + len(ORDERINGS)
 
 
-async def load_index(pool: ReadPool) -> dict[str, int]:
-    """Load (or map) the pool's index as a request does; what it took."""
+async def facts_at(pool: ReadPool) -> facts_module.Facts | None:
+    """The pool's index as a request gets it (loaded, mapped or brought up to date first)."""
     db = RequestDb(pool)
     try:
-        assert await pool.facts.at(db) is not None
+        return await pool.facts.at(db)
     finally:
         await db.close()
+
+
+async def load_index(pool: ReadPool) -> dict[str, int]:
+    """Load (or map) the pool's index as a request does; what it took."""
+    assert await facts_at(pool) is not None
     index = pool.facts
     return {"loads": index.loads, "maps": index.maps, "published": index.published, "deltas": index.deltas}
 
@@ -323,14 +328,7 @@ def test_a_snapshot_older_than_the_index_reads_sql(corpus: Corpus, watch: Watch)
     assert current is not None
     current.version += 1_000  # as if another request had moved the index past this one's snapshot
 
-    async def facts_for_a_request(pool: ReadPool) -> Any:
-        db = RequestDb(pool)
-        try:
-            return await pool.facts.at(db)
-        finally:
-            await db.close()
-
-    assert watch.loop.run_until_complete(facts_for_a_request(watch.pool)) is None
+    assert watch.loop.run_until_complete(facts_at(watch.pool)) is None
     # And its answers, all from SQL, are still right (ask compares them with SQL's).
     assert watch.ask(Selection(has_images=True))["count"] > 0
 
