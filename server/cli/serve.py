@@ -123,18 +123,24 @@ def _serve_workers(chosen: Settings, given: dict[str, Any], options: dict[str, A
 
 
 @contextlib.contextmanager
-def _index_folder(chosen: Settings) -> Iterator[str]:
-    """The folder where the workers of this instance share the fact index (loaders.fact_files):
-    ``ALPHANODE_INDEX_DIR``, or a new temporary folder removed at the end."""
-    if chosen.index_dir is not None:
-        Path(chosen.index_dir).mkdir(parents=True, exist_ok=True)
-        yield chosen.index_dir
+def _instance_folder(configured: str | None, prefix: str) -> Iterator[str]:
+    """A folder of this instance: ``configured`` (created if need be, kept), or a new temporary
+    folder removed at the end."""
+    if configured is not None:
+        Path(configured).mkdir(parents=True, exist_ok=True)
+        yield configured
         return
-    folder = tempfile.mkdtemp(prefix="alphanode-index-")
+    folder = tempfile.mkdtemp(prefix=prefix)
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _index_folder(chosen: Settings) -> contextlib.AbstractContextManager[str]:
+    """The folder where the workers of this instance share the fact index (loaders.fact_files):
+    ``ALPHANODE_INDEX_DIR``, or a new temporary folder removed at the end."""
+    return _instance_folder(chosen.index_dir, "alphanode-index-")
 
 
 def _log_config(level: int) -> dict[str, Any]:
@@ -157,19 +163,11 @@ def _metrics_folder(chosen: Settings) -> Iterator[str]:
     """The folder where the workers of this instance keep their metrics, with none of an earlier
     run's in it: ``ALPHANODE_METRICS_DIR`` (created if need be), or a new temporary folder
     removed at the end."""
-    if chosen.metrics_dir is None:
-        folder = tempfile.mkdtemp(prefix="alphanode-metrics-")
-        try:
-            yield folder
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        return
-    path = Path(chosen.metrics_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    for pattern in METRICS_FILES:  # only the metrics' files: the folder may hold something else
-        for stale in path.glob(pattern):
-            stale.unlink(missing_ok=True)
-    yield str(path)
+    with _instance_folder(chosen.metrics_dir, "alphanode-metrics-") as folder:
+        for pattern in METRICS_FILES:  # only the metrics' files: the folder may hold something else
+            for stale in Path(folder).glob(pattern):
+                stale.unlink(missing_ok=True)
+        yield folder
 
 
 @contextlib.contextmanager
