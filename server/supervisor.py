@@ -69,8 +69,7 @@ def bound_socket(host: str, port: int, *, reuse_port: bool = True) -> socket.soc
 def run(app: str, **options: Any) -> None:
     """Serve ``app`` (an import string) as ``uvicorn.run(app, workers=N, ...)`` does, with a
     listening socket for each worker."""
-    config = uvicorn.Config(app, **options)
-    config.configure_logging()
+    config = uvicorn.Config(app, **options)  # (its logging configured as it is made)
     try:
         if config.port != 0:
             bound_socket(config.host, config.port, reuse_port=False).close()  # free, or fail now
