@@ -250,7 +250,13 @@ class FactIndex:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
-        _, errors = await builder.communicate(self._url.encode() + b"\n")
+        try:
+            _, errors = await builder.communicate(self._url.encode() + b"\n")
+        except BaseException:  # cancelled (a server stopping): the builder goes with the request
+            if builder.returncode is None:
+                builder.kill()
+                await asyncio.shield(builder.wait())
+            raise
         snapshot = self.files.newest() if builder.returncode == 0 else None
         mapped = self.files.read(snapshot) if snapshot is not None else None
         if mapped is None:

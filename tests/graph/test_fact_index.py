@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -555,3 +556,30 @@ def test_workers_starting_together_build_the_index_once(corpus: Corpus, tmp_path
     done = asyncio.run(together())
     assert sorted((d["loads"], d["maps"]) for d in done) == [(0, 1), (1, 0)]
     assert len(snapshots(folder)) == 1
+
+
+def test_a_request_cancelled_while_the_builder_works_stops_the_builder(corpus: Corpus, tmp_path: Path) -> None:
+    """A server stopping during its start-up does not leave a builder process running."""
+
+    async def cancelled() -> psutil.Process:
+        pool = await ReadPool.open(corpus.url, 2)
+        pool.facts.share(tmp_path / "index", corpus.url)
+        try:
+            request = asyncio.create_task(facts_at(pool))
+            me = psutil.Process()
+            for _ in range(500):  # the builder appears among this process's children
+                builders = [p for p in me.children() if "loaders.fact_build" in " ".join(p.cmdline())]
+                if builders:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("no builder process started")
+            request.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await request
+            return builders[0]
+        finally:
+            await pool.close()
+
+    builder = asyncio.run(cancelled())
+    assert not builder.is_running()  # stopped by its pid, and waited for
