@@ -20,7 +20,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -445,14 +444,15 @@ def test_each_worker_accepts_on_a_listening_socket_of_its_own(sqlite_store: str,
                 conn.close()
         assert sum(held) == 24 and min(held) > 0, held
         # And a second server started on the same port fails to start, as without SO_REUSEPORT.
-        second = subprocess.run(
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--workers", "2", "--reuse-port"],
-            cwd=ROOT,
-            env=clean_environment(tmp_path / "second-metrics") | {"ALPHANODE_DATABASE_URL": sqlite_store},
-            capture_output=True,
-            timeout=60,
-        )
-        assert second.returncode != 0 and b"Address already in use" in second.stderr, second.stderr[-2000:]
+        env = clean_environment(tmp_path / "second-metrics") | {"ALPHANODE_REUSE_PORT": "true"}
+        with (tmp_path / "second.log").open("wb") as log:
+            second = start_server(port, database_url=sqlite_store, env=env, output=log, workers=WORKERS)
+            try:
+                second.wait(timeout=60)
+            finally:
+                stop_process(second, SHUTDOWN_TIMEOUT)  # by its pid, and its workers, had it started
+        told = (tmp_path / "second.log").read_text(errors="replace")
+        assert second.returncode != 0 and "Address already in use" in told, told[-2000:]
         assert seed_page(served.client()).status_code == 200  # the first serves on
 
 
