@@ -39,6 +39,7 @@ import orjson
 
 from .fact_arrays import FLAGS, LINKS, NUMBERS, SCALARS, Facts
 from .fact_titles import TITLE_ORDER_FILE, TitleOrder, Titles, save_array
+from .posting_files import PostingFiles
 from .postings import Text
 
 log = logging.getLogger("alphanode.facts")
@@ -61,6 +62,8 @@ class FactFiles:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
+        # The search's posting lists (SQLite), shared the same way: see loaders.posting_files.
+        self.postings = PostingFiles(folder / "postings")
 
     def newest(self, at_most: int | None = None) -> Snapshot | None:
         """The newest complete snapshot (at store version ``at_most`` or before it, when given)."""
@@ -96,7 +99,7 @@ class FactFiles:
     def read(self, snapshot: Snapshot) -> Facts | None:
         """The snapshot's facts, mapped; None when it is gone or not of this format."""
         try:
-            return _read(snapshot)
+            return _read(snapshot, self.postings)
         except (OSError, ValueError, KeyError) as exc:
             log.info("fact index snapshot %s not read: %s", snapshot.path.name, exc)
             return None
@@ -187,7 +190,7 @@ def _write(facts: Facts, folder: Path) -> None:
     (folder / META).write_bytes(orjson.dumps(meta))
 
 
-def _read(snapshot: Snapshot) -> Facts:
+def _read(snapshot: Snapshot, postings: PostingFiles) -> Facts:
     folder = snapshot.path
     meta = orjson.loads((folder / META).read_bytes())
     if meta["format"] != FORMAT or meta["version"] != snapshot.version:
@@ -217,7 +220,7 @@ def _read(snapshot: Snapshot) -> Facts:
         facts.title_order_made = TitleOrder(load(TITLE_ORDER_FILE[: -len(".npy")]))
     if meta["text"] is not None:
         sizes = load("text-sizes")
-        facts.text = Text.of(snapshot.version, sizes, meta["text"]["rows"], meta["text"]["tokens"])
+        facts.text = Text.of(snapshot.version, sizes, meta["text"]["rows"], meta["text"]["tokens"], postings)
     return facts
 
 

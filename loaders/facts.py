@@ -307,7 +307,7 @@ class FactIndex:
             del posts, links, vocabulary
             facts.titles = facts.titles.compacted(facts.present)
             if dialect == "sqlite":
-                facts.text = await Text.load(db, version)
+                facts.text = await Text.load(db, version, self.files.postings if self.files else None)
         # What the load read and parsed, given back to the system (loaders.memory).
         release_memory()
         self.loads += 1

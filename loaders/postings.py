@@ -52,6 +52,7 @@ import orjson
 from models.search import SEARCH_COLUMNS, SQLITE_INSTANCES, SQLITE_TOKENIZE
 
 from .db import RequestDb
+from .posting_files import PostingFiles
 
 log = logging.getLogger("alphanode.search")
 
@@ -61,7 +62,10 @@ BM25 = f"bm25(post_fts, {', '.join(str(w) for w in WEIGHTS)})"
 K1 = 1.2  # FTS5's bm25 constants
 B = 0.75
 # Bytes of posting lists kept per read pool: 8 a post a term (its id and weighted frequency).
+# Lists mapped from the instance's files (loaders.posting_files) are not counted: their pages
+# are the kernel's, shared by the workers; at most MAPPED_KEPT of them are kept mapped.
 BUDGET = 64 * 2**20
+MAPPED_KEPT = 4_096
 # Changed posts kept beside the posting lists before they are folded into them.
 OVERLAY_LIMIT = 2_000
 # Posts one write may change for the kept lists to follow it: tokenizing a post takes about
@@ -164,17 +168,21 @@ class _List:
     ids: np.ndarray  # int32
     frequency: np.ndarray  # float32 (sums of integer weights: exact)
     read_at: int  # the store version it was read at
+    mapped: bool = False  # from a file of the instance's (loaders.posting_files), not this process's memory
 
     @property
     def nbytes(self) -> int:
-        return int(self.ids.nbytes + self.frequency.nbytes)
+        """The process's own memory it holds: none for a mapped list."""
+        return 0 if self.mapped else int(self.ids.nbytes + self.frequency.nbytes)
 
 
 class _Lists:
-    """The posting lists kept for one base version, shared by the Text snapshots built on it."""
+    """The posting lists kept for one base version, shared by the Text snapshots built on it;
+    with ``files``, also written to and mapped from the instance's files."""
 
-    def __init__(self, version: int) -> None:
+    def __init__(self, version: int, files: PostingFiles | None = None) -> None:
         self.version = version
+        self.files = files
         self.lists: OrderedDict[str, _List] = OrderedDict()
         self.nbytes = 0
 
@@ -191,9 +199,31 @@ class _Lists:
             self.nbytes -= old.nbytes
         self.lists[term] = found
         self.nbytes += found.nbytes
-        while self.nbytes > BUDGET and len(self.lists) > 1:
+        while (self.nbytes > BUDGET or len(self.lists) > MAPPED_KEPT) and len(self.lists) > 1:
             _, dropped = self.lists.popitem(last=False)
             self.nbytes -= dropped.nbytes
+
+    def shared(self, term: str, version: int) -> _List | None:
+        """The term's list from the instance's files, read at a version these lists can use at
+        ``version`` (from their base version on), kept; None when there is none."""
+        if self.files is None:
+            return None
+        found = self.files.read(term, self.version, version)
+        if found is None:
+            return None
+        kept = _List(found[0], found[1], found[2], mapped=True)
+        self.put(term, kept)
+        return kept
+
+    def read(self, term: str, ids: np.ndarray, frequency: np.ndarray, version: int) -> _List:
+        """Keep a list read from the store at ``version``; written to the instance's files first
+        when there are files, and kept as mapped from them."""
+        kept = _List(ids.astype(np.int32), frequency.astype(np.float32), version)
+        if self.files is not None:
+            ids, frequency = self.files.write(term, kept.ids, kept.frequency, version)
+            kept = _List(ids, frequency, version, mapped=ids is not kept.ids)
+        self.put(term, kept)
+        return kept
 
 
 @dataclass(slots=True)
@@ -213,26 +243,28 @@ class Text:
     # -- building -------------------------------------------------------------------------
 
     @classmethod
-    async def load(cls, db: RequestDb, version: int) -> Text:
-        """Read the totals and every post's length at the request's snapshot (version ``version``)."""
+    async def load(cls, db: RequestDb, version: int, files: PostingFiles | None = None) -> Text:
+        """Read the totals and every post's length at the request's snapshot (version ``version``);
+        posting lists shared through ``files`` when given."""
         rows, tokens = await _totals(db)
         ids_text, hexes = (await db.fetch(_SIZES))[0]
         ids = json_numbers(ids_text)
         sizes = np.zeros(int(ids.max(initial=0)) + 1, dtype=np.int64)
         if len(ids):
             sizes[ids] = varints(bytes.fromhex(hexes)).reshape(len(ids), len(SEARCH_COLUMNS)).sum(axis=1)
-        return cls.of(version, sizes, rows, tokens)
+        return cls.of(version, sizes, rows, tokens, files)
 
     @classmethod
-    def of(cls, version: int, sizes: np.ndarray, rows: int, tokens: int) -> Text:
+    def of(cls, version: int, sizes: np.ndarray, rows: int, tokens: int, files: PostingFiles | None = None) -> Text:
         """The text at ``version`` from its totals and every post's length (``sizes``), with no
-        posting list read yet."""
-        return cls(version, sizes, rows, tokens, _Lists(version), np.zeros(len(sizes), dtype=bool), {})
+        posting list read yet; posting lists shared through ``files`` when given."""
+        lists = _Lists(version, files)
+        return cls(version, sizes, rows, tokens, lists, np.zeros(len(sizes), dtype=bool), {})
 
     async def delta(self, db: RequestDb, version: int, changed: Sequence[int]) -> Text:
         """This text with the ``changed`` posts read again at the request's snapshot (``version``)."""
         if len(changed) > FOLLOW_LIMIT:
-            return await Text.load(db, version)
+            return await Text.load(db, version, self.lists.files)
         rows, tokens = await _totals(db)
         found = await db.fetch(_CHANGED, [orjson.dumps(list(changed)).decode()]) if changed else []
         top = max([len(self.sizes) - 1, *changed])
@@ -256,7 +288,7 @@ class Text:
 
     def _folded(self) -> Text:
         """The same text with the overlay folded into new posting lists (kept lists only)."""
-        lists = _Lists(self.version)
+        lists = _Lists(self.version, self.lists.files)
         for term in list(self.lists.lists):
             ids, frequency = self._list(term, self.lists.lists[term])
             lists.put(term, _List(ids.astype(np.int32), frequency.astype(np.float32), self.version))
@@ -276,14 +308,13 @@ class Text:
 
     async def postings(self, db: RequestDb, term: str) -> tuple[np.ndarray, np.ndarray]:
         """The term's posting list at this version: post ids ascending, weighted frequencies."""
-        kept = self.lists.get(term, self.version)
+        kept = self.lists.get(term, self.version) or self.lists.shared(term, self.version)
         if kept is None:
             ids_text, frequency_text = (await db.fetch(_POSTINGS, [term]))[0]
             ids = json_numbers(ids_text)
             frequency = np.fromstring(frequency_text.strip()[1:-1], dtype=np.float64, sep=",")
             order = np.argsort(ids, kind="stable")
-            kept = _List(ids[order].astype(np.int32), frequency[order].astype(np.float32), self.version)
-            self.lists.put(term, kept)
+            kept = self.lists.read(term, ids[order], frequency[order], self.version)
         return self._list(term, kept)
 
     def _list(self, term: str, kept: _List) -> tuple[np.ndarray, np.ndarray]:

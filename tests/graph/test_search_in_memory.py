@@ -28,6 +28,7 @@ from graph.pagination import encode_cursor
 from loaders import RequestDb
 from loaders import postings as postings_module
 from loaders.facts import Facts
+from loaders.posting_files import PostingFiles
 from loaders.postings import BM25, Tokenizer, varints
 from loaders.posts import STOP_WORDS, Ordering, SearchTerms, Selection, count, index_terms, page
 from server.app import create_app
@@ -58,7 +59,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
 
 
 class Watch(OpenPool):
-    """A read pool kept open across writes, asking through one event loop."""
+    """A read pool kept open across writes, asking through one event loop; a worker sharing its
+    index and posting lists through ``share`` when given."""
+
+    def __init__(self, url: str, share: Path | None = None) -> None:
+        super().__init__(url)
+        if share is not None:
+            self.pool.facts.share(share)
 
     def run(self, work: Any) -> Any:
         async def in_request() -> Any:
@@ -349,3 +356,95 @@ def test_cursors_without_statistics_or_with_forged_ones_still_page(corpus: Corpu
         # Statistics that are not numbers are not a cursor of this API.
         refused = ask(encode_cursor(kind, [*key[:2], ["many"]]))
         assert "not a cursor given out by this API" in refused["errors"][0]["message"]
+
+
+# -- posting lists shared by the workers of an instance (loaders.posting_files) ------------------
+
+
+def files_of(watch: Watch) -> PostingFiles:
+    assert watch.pool.facts.files is not None
+    return watch.pool.facts.files.postings
+
+
+def test_a_list_one_worker_read_is_mapped_by_the_others(corpus: Corpus, tmp_path: Path) -> None:
+    first, second = Watch(corpus.url, tmp_path / "index"), Watch(corpus.url, tmp_path / "index")
+    try:
+        words = corpus.words[:5]
+        for word in words:
+            first.compare(word)
+        read = files_of(first).written
+        assert read == len({Tokenizer().term(w) for w in words})
+        # The first worker keeps them as mapped from the files: none of its own memory is held.
+        lists = first.facts().text.lists  # type: ignore[union-attr]
+        assert lists.nbytes == 0 and all(kept.mapped for kept in lists.lists.values())
+        # The second maps them rather than reading the store, and ranks exactly as FTS5 does.
+        for word in words:
+            second.compare(word)
+        assert (files_of(second).written, files_of(second).mapped) == (0, read)
+        # Through writes too: the changed posts overlay the mapped lists.
+        rewrite(tmp_path / "a", corpus, 0, lambda d: dataclasses.replace(d, title=f"{d.title} {words[0]}"))
+        rewrite(tmp_path / "b", corpus, 40, lambda d: dataclasses.replace(d, title="Untitled"))
+        for word in words:
+            second.compare(word)
+            first.compare(word)
+        assert files_of(second).written == 0
+    finally:
+        first.close()
+        second.close()
+        rewrite(tmp_path / "c", corpus, 0, lambda d: d)
+        rewrite(tmp_path / "d", corpus, 40, lambda d: d)
+
+
+def test_a_shared_list_serves_only_the_versions_it_can(tmp_path: Path) -> None:
+    """A list read at version v serves a reader at version w whose lists are based at b when
+    b <= v <= w: the changes after v are in the reader's overlay, none before b are."""
+    files = PostingFiles(tmp_path)
+    ids, frequency = np.array([3, 5], dtype=np.int32), np.array([1.0, 4.0], dtype=np.float32)
+    mapped = files.write("word", ids, frequency, 9)
+    assert isinstance(mapped[0].base, np.memmap) or isinstance(mapped[0], np.memmap)
+    found = files.read("word", 5, 9)
+    assert found is not None and found[0].tolist() == [3, 5] and found[1].tolist() == [1.0, 4.0] and found[2] == 9
+    assert files.read("word", 5, 12) is not None
+    assert files.read("word", 5, 8) is None  # newer than the reader's snapshot
+    assert files.read("word", 10, 12) is None  # older than the reader's base: changes it would miss
+    assert files.read("other", 0, 100) is None
+    # A newer read replaces the link; the older file goes once no link points at it.
+    files.write("word", ids[:1], frequency[:1], 12)
+    found = files.read("word", 0, 100)
+    assert found is not None and found[2] == 12 and found[0].tolist() == [3]
+
+
+def test_shared_lists_stay_within_their_disk_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from loaders import posting_files
+
+    monkeypatch.setattr(posting_files, "STALE_AFTER", -1.0)  # nothing is on its way here
+    one = 1_000 * posting_files.RECORD.itemsize
+    files = PostingFiles(tmp_path, budget=3 * one + 512)
+    (tmp_path / ".left-by-a-killed-worker").write_bytes(b"x")
+    for n, term in enumerate(["a", "b", "c", "d", "e"]):
+        files.write(term, np.arange(1_000, dtype=np.int32), np.ones(1_000, dtype=np.float32), 1)
+        files.write("a", np.arange(n + 1, dtype=np.int32), np.ones(n + 1, dtype=np.float32), 2 + n)  # "a" stays small
+    kept = sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".npy")
+    assert sum((tmp_path / name).stat().st_size for name in kept) <= files.budget
+    # The oldest large lists went, with their links; the newest "a" alone of its versions is left.
+    assert files.read("b", 0, 10) is None and files.read("e", 0, 10) is not None
+    assert [name for name in kept if name.startswith(posting_files._name("a"))] == [f"{posting_files._name('a')}-6.npy"]
+    assert not (tmp_path / ".left-by-a-killed-worker").exists()
+    assert all((tmp_path / p.name).exists() for p in tmp_path.iterdir() if p.is_symlink())
+
+
+def test_a_folder_that_cannot_be_written_leaves_the_lists_in_memory(corpus: Corpus, tmp_path: Path) -> None:
+    watch = Watch(corpus.url, tmp_path / "index")
+    try:
+        watch.compare(corpus.words[0])  # the index's files are there; make the lists' folder a file
+        folder = files_of(watch).folder
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+        folder.write_bytes(b"")
+        watch.compare(corpus.words[3])
+        lists = watch.facts().text.lists  # type: ignore[union-attr]
+        term = Tokenizer().term(corpus.words[3])
+        assert term is not None and not lists.lists[term].mapped and lists.nbytes > 0
+    finally:
+        watch.close()
