@@ -13,7 +13,12 @@ Method
 4. **Memory.** Each process's USS, PSS and RSS (psutil ``memory_full_info``): a worker's USS is
    what it holds alone, which N workers hold N times. The difference between the stores is what
    the store's size costs each worker.
-5. **Where it goes** (``--breakdown``): the fact index of ``--store`` loaded in this process,
+5. **After writes** (``--writes N``): N ``setStatus`` edits of distinct posts through the API
+   with an editor token (``alphanode token create``), each worker's index follows them, one
+   worker publishes the changed index and the others map it (``loaders.fact_files``: at most
+   every ``PUBLISH_INTERVAL`` seconds); after the interval, the reads again, several times so
+   that every worker serves some, then each process's memory again.
+6. **Where it goes** (``--breakdown``): the fact index of ``--store`` loaded in this process,
    its parts' sizes: the arrays (``nbytes``), the titles (Python strings), the vocabularies,
    and on SQLite the search statistics (``loaders.postings``).
 
@@ -35,7 +40,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.stores import ROOT, run_cli
+from bench.stores import ROOT, Store, editor_token, run_cli
 from bench.workers import _memory, serve
 
 RESULTS = ROOT / "bench" / "results"
@@ -74,22 +79,63 @@ def one_of_each(base: str) -> dict[str, int]:
     return statuses
 
 
-def measure(url: str, workers: int, log: Path) -> dict[str, Any]:
-    started = time.monotonic()
-    with serve(url, workers, log) as server:
-        ready = time.monotonic() - started
-        statuses = one_of_each(f"http://127.0.0.1:{server.port}")
-        processes = _memory(server, workers)
+SET_STATUS = (
+    "mutation SetStatus($id: ID!, $status: String!) { result: setStatus(id: $id, status: $status) { __typename } }"
+)
+
+
+def _post(base: str, query: str, variables: dict[str, Any], token: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{base}/graphql",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        found: dict[str, Any] = json.loads(answer.read())
+    return found
+
+
+def edit(base: str, writes: int, token: str) -> list[str]:
+    """``writes`` setStatus edits of the first posts, a status each that differs from the last run's."""
+    query = "query Ids($first: Int!) { posts(first: $first) { edges { node { id } } } }"
+    ids = [e["node"]["id"] for e in _post(base, query, {"first": writes}, token)["data"]["posts"]["edges"]]
+    status = f"bench-{time.time_ns()}"
+    kinds = []
+    for post_id in ids:
+        answer = _post(base, SET_STATUS, {"id": post_id, "status": status}, token)
+        kinds.append(answer.get("data", {}).get("result", {}).get("__typename") or str(answer.get("errors")))
+    return kinds
+
+
+def _memory_of(server: Any, workers: int) -> dict[str, Any]:
+    processes = _memory(server, workers)
     worker = [p for p in processes if p["role"] == "worker"]
     return {
-        "workers": workers,
-        "ready_s": round(ready, 2),
-        "statuses": statuses,
         "processes": processes,
         "uss_per_worker_mib": [p["uss_mib"] for p in worker],
         "pss_per_worker_mib": [p["pss_mib"] for p in worker],
         "rss_per_worker_mib": [p["rss_mib"] for p in worker],
     }
+
+
+def measure(url: str, workers: int, log: Path, writes: int = 0) -> dict[str, Any]:
+    token = editor_token(Store("sqlite" if url.startswith("sqlite") else "postgresql", url)) if writes else ""
+    started = time.monotonic()
+    with serve(url, workers, log) as server:
+        ready = time.monotonic() - started
+        base = f"http://127.0.0.1:{server.port}"
+        statuses = one_of_each(base)
+        run: dict[str, Any] = {"workers": workers, "ready_s": round(ready, 2), "statuses": statuses}
+        run.update(_memory_of(server, workers))
+        if writes:
+            from loaders.facts import PUBLISH_INTERVAL
+
+            results = edit(base, writes, token)
+            time.sleep(PUBLISH_INTERVAL + 1.0)
+            for _ in range(4 * workers):
+                one_of_each(base)
+            run["after_writes"] = {"writes": writes, "results": sorted(set(results)), **_memory_of(server, workers)}
+    return run
 
 
 def breakdown(url: str) -> dict[str, float]:
@@ -127,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--store", required=True, help="URL of an imported store (sqlite:///… or postgresql://…)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default 1 2)")
+    parser.add_argument("--writes", type=int, default=0, help="edits through the API, then memory again (default 0)")
     parser.add_argument("--breakdown", action="store_true", help="also the fact index's parts, loaded here")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the result file (bench/results)")
     args = parser.parse_args(argv)
@@ -138,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError(done.stderr)
         for label, url in (("empty", empty), ("store", args.store)):
             for workers in args.workers:
-                run = measure(url, workers, Path(folder) / f"{label}-{workers}.log")
+                writes = args.writes if label == "store" else 0
+                run = measure(url, workers, Path(folder) / f"{label}-{workers}.log", writes)
                 run["store"] = label
                 runs.append(run)
                 print(
@@ -146,6 +194,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"{run['uss_per_worker_mib']} MiB, PSS/worker {run['pss_per_worker_mib']} MiB",
                     flush=True,
                 )
+                if "after_writes" in run:
+                    after = run["after_writes"]
+                    print(
+                        f"       after {after['writes']} writes ({', '.join(after['results'])}): USS/worker "
+                        f"{after['uss_per_worker_mib']} MiB, PSS/worker {after['pss_per_worker_mib']} MiB",
+                        flush=True,
+                    )
     result: dict[str, Any] = {
         "command": "python -m bench.memory " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{os.cpu_count()} cores",
