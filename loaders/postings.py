@@ -10,20 +10,21 @@ same with FTS5's data, so that the ranking is FTS5's to the last bit:
   each: every occurrence counts its column's weight) is read once from the index
   through a ``fts5vocab`` table, then kept within ``BUDGET`` bytes, least
   recently used first out;
-- each post's length in tokens comes from ``post_fts_docsize`` and the number
-  of rows and tokens from FTS5's own totals record, read with the fact index;
+- each post's length in tokens and the number of rows and tokens are FTS5's own,
+  read with the fact index (``loaders.fts5_internals`` holds those reads of FTS5's
+  internal storage, and why);
 - bm25 is then computed with NumPy in the order and precision of FTS5's C code
   (``fts5_aux.c``), each elementwise step being one correctly rounded IEEE
   operation, so scores, orders and cursors are exactly those of the SQL path
   (the tests compare the two, value for value).
 
 Writes: the fact index applies the posts each write changed (``loaders.facts``);
-here their text is read again and tokenized by FTS5 itself, on an in-memory
-table with the same tokenizer, into an overlay that replaces those posts in
-every posting list. Past ``OVERLAY_LIMIT`` changed posts the overlay is folded
-into new posting lists; a write of more than ``FOLLOW_LIMIT`` posts drops them
-(they are read again when needed). A list read at a store version is used only
-at that version or later.
+here their text is read again from ``post_fts`` and tokenized by FTS5 itself, on
+an in-memory table with the same tokenizer, into their lengths and an overlay that
+replaces those posts in every posting list. Past ``OVERLAY_LIMIT`` changed posts
+the overlay is folded into new posting lists; a write of more than ``FOLLOW_LIMIT``
+posts drops them (they are read again when needed). A list read at a store version
+is used only at that version or later.
 
 Writes also move every score (the number of rows, the mean length, each term's
 number of posts): a ranking returns the statistics it used, relevance cursors
@@ -52,6 +53,7 @@ import orjson
 from models.search import SEARCH_COLUMNS, SQLITE_INSTANCES, SQLITE_TOKENIZE
 
 from .db import RequestDb
+from .fts5_internals import post_sizes, totals
 from .posting_files import PostingFiles
 
 log = logging.getLogger("alphanode.search")
@@ -79,30 +81,12 @@ _POSTINGS = (
     "SELECT json_group_array(doc), json_group_array(f) FROM "
     f"(SELECT doc, sum({_WEIGHT_CASE}) AS f FROM {SQLITE_INSTANCES} WHERE term = ? GROUP BY doc)"
 )
-_TOTALS = "SELECT hex(block) FROM post_fts_data WHERE id = 1"  # FTS5's averages record
-_SIZES = "SELECT json_group_array(id), group_concat(hex(sz), '') FROM post_fts_docsize"
-_CHANGED = (
-    "SELECT c.id, c.c0, c.c1, c.c2, c.c3, c.c4, c.c5, hex(d.sz) FROM post_fts_content c "
-    "JOIN post_fts_docsize d ON d.id = c.id WHERE c.id IN (SELECT value FROM json_each(?))"
-)
+_CHANGED = f"SELECT rowid, {', '.join(SEARCH_COLUMNS)} FROM post_fts WHERE rowid IN (SELECT value FROM json_each(?))"
 
 
 def json_numbers(text: str, dtype: type = np.int64) -> np.ndarray:
     """A JSON array of numbers, parsed by NumPy without a Python object per number."""
     return np.fromstring(text.strip()[1:-1], dtype=dtype, sep=",")
-
-
-def varints(data: bytes) -> np.ndarray:
-    """SQLite varints (big-endian groups of 7 bits, the high bit set on all but the last byte), decoded."""
-    b = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(b < 0x80)
-    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
-    lengths = ends - starts + 1
-    values = np.zeros(len(ends), dtype=np.int64)
-    for k in range(int(lengths.max(initial=0))):
-        more = lengths > k
-        values[more] = (values[more] << 7) | (b[starts[more] + k] & 0x7F)
-    return values
 
 
 class Tokenizer:
@@ -135,20 +119,32 @@ class Tokenizer:
 
     def frequencies(self, rows: Sequence[Sequence[Any]]) -> dict[int, dict[str, float]]:
         """Post id -> term -> weighted frequency, for rows of (id, the six columns' text)."""
+        return self.tokenize(rows)[0]
+
+    def sizes(self, rows: Sequence[Sequence[Any]]) -> dict[int, int]:
+        """Post id -> its length in tokens (as FTS5's index counts it), for rows of
+        (id, the six columns' text)."""
+        return self.tokenize(rows)[1]
+
+    def tokenize(self, rows: Sequence[Sequence[Any]]) -> tuple[dict[int, dict[str, float]], dict[int, int]]:
+        """Post id -> term -> weighted frequency, and post id -> length in tokens, for rows of
+        (id, the six columns' text): each occurrence of a term is one token."""
         found: dict[int, dict[str, float]] = {int(row[0]): {} for row in rows}
+        sizes = dict.fromkeys(found, 0)
         if not rows:
-            return found
+            return found, sizes
         columns = ", ".join(SEARCH_COLUMNS)
         with self._lock:
             self._conn.execute("BEGIN")
             try:
                 self._conn.executemany(f"INSERT INTO t(rowid, {columns}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-                text = f"SELECT doc, term, sum({_WEIGHT_CASE}) FROM t_instance GROUP BY doc, term"
-                for doc, term, frequency in self._conn.execute(text):
+                text = f"SELECT doc, term, sum({_WEIGHT_CASE}), count(*) FROM t_instance GROUP BY doc, term"
+                for doc, term, frequency, occurrences in self._conn.execute(text):
                     found[doc][term] = float(frequency)
+                    sizes[doc] += occurrences
             finally:
                 self._conn.execute("ROLLBACK")
-        return found
+        return found, sizes
 
 
 _tokenizer: Tokenizer | None = None
@@ -246,12 +242,8 @@ class Text:
     async def load(cls, db: RequestDb, version: int, files: PostingFiles | None = None) -> Text:
         """Read the totals and every post's length at the request's snapshot (version ``version``);
         posting lists shared through ``files`` when given."""
-        rows, tokens = await _totals(db)
-        ids_text, hexes = (await db.fetch(_SIZES))[0]
-        ids = json_numbers(ids_text)
-        sizes = np.zeros(int(ids.max(initial=0)) + 1, dtype=np.int64)
-        if len(ids):
-            sizes[ids] = varints(bytes.fromhex(hexes)).reshape(len(ids), len(SEARCH_COLUMNS)).sum(axis=1)
+        rows, tokens = await totals(db)
+        sizes = await post_sizes(db)
         return cls.of(version, sizes, rows, tokens, files)
 
     @classmethod
@@ -265,7 +257,7 @@ class Text:
         """This text with the ``changed`` posts read again at the request's snapshot (``version``)."""
         if len(changed) > FOLLOW_LIMIT:
             return await Text.load(db, version, self.lists.files)
-        rows, tokens = await _totals(db)
+        rows, tokens = await totals(db)
         found = await db.fetch(_CHANGED, [orjson.dumps(list(changed)).decode()]) if changed else []
         top = max([len(self.sizes) - 1, *changed])
         sizes = np.zeros(top + 1, dtype=np.int64)
@@ -278,9 +270,10 @@ class Text:
         overlay = dict(self.overlay)
         for post_id in changed:
             overlay.pop(post_id, None)
-        for row in found:
-            sizes[row[0]] = int(varints(bytes.fromhex(row[7])).sum())
-        overlay.update(tokenizer().frequencies([tuple(row[:7]) for row in found]))
+        frequencies, lengths = tokenizer().tokenize([tuple(row) for row in found])
+        for post_id, length in lengths.items():
+            sizes[post_id] = length
+        overlay.update(frequencies)
         text = Text(version, sizes, rows, tokens, self.lists, marked, overlay)
         if np.count_nonzero(marked) > OVERLAY_LIMIT:
             text = text._folded()
@@ -400,13 +393,4 @@ def _common(lists: Sequence[tuple[np.ndarray, np.ndarray]], size: int) -> np.nda
     return found
 
 
-async def _totals(db: RequestDb) -> tuple[int, int]:
-    """FTS5's count of rows and of tokens in all of them (its averages record)."""
-    block = await db.scalar(_TOTALS)
-    values = varints(bytes.fromhex(block or ""))
-    if not len(values):  # a new store's index has written no totals yet
-        return 0, 0
-    return int(values[0]), int(values[1:].sum())
-
-
-__all__ = ["BM25", "WEIGHTS", "Text", "Tokenizer", "tokenizer", "varints"]
+__all__ = ["BM25", "WEIGHTS", "Text", "Tokenizer", "tokenizer"]

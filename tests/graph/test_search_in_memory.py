@@ -28,8 +28,9 @@ from graph.pagination import encode_cursor
 from loaders import RequestDb
 from loaders import postings as postings_module
 from loaders.facts import Facts
+from loaders.fts5_internals import varints
 from loaders.posting_files import PostingFiles
-from loaders.postings import BM25, Tokenizer, varints
+from loaders.postings import BM25, Tokenizer
 from loaders.posts import STOP_WORDS, Ordering, SearchTerms, Selection, count, index_terms, page
 from server.app import create_app
 from server.settings import Settings
