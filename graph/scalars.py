@@ -7,7 +7,8 @@ import re
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.types.scalar import ScalarDefinition
+
+from .executor.internals import ScalarDefinition
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 

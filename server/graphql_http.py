@@ -20,12 +20,16 @@ from graphql import FieldNode, FragmentDefinitionNode, GraphQLError, OperationDe
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.exceptions import MissingQueryError
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.types.execution import ExecutionResult
-from strawberry.types.graphql import OperationType
+from strawberry.types import ExecutionResult
 
 from graph import Context
 from graph.executor import Prepared, Unsupported
+from graph.executor.internals import (
+    CannotGetOperationTypeError,
+    InvalidOperationTypeError,
+    OperationType,
+    refused_operation,
+)
 from graph.limits import LIMIT_CODES, check_nodes, exceeds_tokens
 from graph.schema import INTERNAL_ERROR
 from loaders import RequestDb
@@ -105,7 +109,7 @@ async def execute(
     except CannotGetOperationTypeError as exc:
         raise HttpError(400, f"the document has no operation named {params.operation_name!r}") from exc
     except InvalidOperationTypeError as exc:
-        if exc.operation_type is not OperationType.MUTATION:  # a subscription, over GET or POST
+        if refused_operation(exc) is not OperationType.MUTATION:  # a subscription, over GET or POST
             raise HttpError(400, "subscriptions are not served over HTTP") from None
         raise HttpError(405, "mutations are only accepted over POST", "METHOD_NOT_ALLOWED", {"Allow": "POST"}) from None
     except Exception as exc:

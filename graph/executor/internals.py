@@ -1,8 +1,11 @@
-"""Every use the executor makes of Strawberry's and graphql-core's non-public API, in one place.
+"""Every use the API makes of Strawberry's and graphql-core's non-public API, in one place.
 
 The executor reads the GraphQL schema Strawberry builds, converts arguments the way
 Strawberry's own resolvers get them, and calls plain resolver functions directly.
-None of this is public API, so each use is a small function here, and
+The HTTP endpoint (``server.graphql_http``, ``server.http.results``) tells apart the
+errors Strawberry's executor raises or returns for a request it refuses, and the
+schema's scalar map (``graph.scalars``) names the type of Strawberry's scalars.
+None of this is public API, so each use is a small function or a name here, and
 ``tests/graph/test_executor_internals.py`` checks each one's shape: upgrading
 Strawberry is a run of that test.
 """
@@ -13,12 +16,20 @@ from collections.abc import Callable
 from typing import Any
 
 from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.schema import validate_document as strawberry_validate_document
 from strawberry.schema.schema_converter import get_arguments
 from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.field import StrawberryField
+from strawberry.types.graphql import OperationType
+from strawberry.types.scalar import ScalarDefinition
 
 __all__ = [
+    "CannotGetOperationTypeError",
+    "InvalidOperationTypeError",
+    "OperationType",
+    "ScalarDefinition",
     "StrawberryField",
     "call_resolver",
     "convert_arguments",
@@ -29,6 +40,8 @@ __all__ = [
     "info_name",
     "object_fields",
     "plain_method",
+    "pre_execution_error",
+    "refused_operation",
     "resolver_function",
     "resolver_is_async",
     "runs_as_is",
@@ -132,3 +145,14 @@ def call_resolver(field: StrawberryField, args: list[Any], kwargs: dict[str, Any
     resolver = field.base_resolver
     assert resolver is not None
     return resolver(*args, **kwargs)
+
+
+def refused_operation(exc: InvalidOperationTypeError) -> OperationType:
+    """The kind of operation Strawberry's executor refused (not in ``allowed_operation_types``)."""
+    operation: OperationType = exc.operation_type
+    return operation
+
+
+def pre_execution_error(result: object) -> bool:
+    """The result Strawberry's executor returns for an operation that never started (``PreExecutionError``)."""
+    return isinstance(result, PreExecutionError)

@@ -12,7 +12,9 @@ from graphql import (
     ValueNode,
     VariableDefinitionNode,
 )
-from strawberry.types.execution import ExecutionResult, PreExecutionError
+from strawberry.types import ExecutionResult
+
+from graph.executor.internals import pre_execution_error
 
 from .errors import HttpError
 
@@ -41,7 +43,7 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
 
 def is_request_error(result: ExecutionResult) -> bool:
     """An operation that never started: parse, validation or variable errors (no data, no error with a path)."""
-    if isinstance(result, PreExecutionError):
+    if pre_execution_error(result):
         return True
     return result.data is None and bool(result.errors) and all(e.path is None for e in result.errors or ())
 

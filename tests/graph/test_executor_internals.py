@@ -1,4 +1,4 @@
-"""Each non-public Strawberry and graphql-core API the batched executor uses, and its shape.
+"""Each non-public Strawberry and graphql-core API the batched executor and the HTTP endpoint use, and its shape.
 
 graph/executor/internals.py holds every such use. One test per internal: when
 Strawberry or graphql-core changes one, the test names it.
@@ -6,19 +6,24 @@ Strawberry or graphql-core changes one, the test names it.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Annotated
 
+import pytest
 import strawberry
 from graphql import GraphQLSchema, parse, specified_rules
 from strawberry.schema.schema import validate_document
 from strawberry.schema.schema_converter import get_arguments
 from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.field import StrawberryField
+from strawberry.types.scalar import ScalarDefinition
 
 from graph.executor import internals
 from graph.executor.run import FastInfo
 from graph.post import Post
+from graph.scalars import SCALAR_MAP, Date
 from graph.schema import schema
 
 
@@ -163,3 +168,41 @@ def test_validate_document() -> None:
     assert validate_document(thing_schema._schema, parse("{ thing { name } }"), tuple(specified_rules)) == []
     errors = internals.validate_document(thing_schema._schema, parse("{ nope }"), tuple(specified_rules))
     assert errors and "nope" in errors[0].message
+
+
+def test_strawberry_refuses_an_operation_type_with_invalid_operation_type_error() -> None:
+    """``strawberry.schema.exceptions.InvalidOperationTypeError.operation_type`` and ``OperationType``:
+    what ``Schema.execute`` raises for an operation not in ``allowed_operation_types``."""
+    allowed = frozenset({internals.OperationType.QUERY})
+    try:
+        asyncio.run(thing_schema.execute("mutation { nope }", allowed_operation_types=allowed))
+    except internals.InvalidOperationTypeError as exc:
+        assert internals.refused_operation(exc) is internals.OperationType.MUTATION
+    else:
+        raise AssertionError("a mutation was not refused")
+
+
+def test_strawberry_raises_cannot_get_operation_type_error_for_an_unknown_operation_name() -> None:
+    """``strawberry.schema.exceptions.CannotGetOperationTypeError``: what ``Schema.execute`` raises
+    when the document has no operation of the name asked for."""
+    allowed = frozenset({internals.OperationType.QUERY})
+    with pytest.raises(internals.CannotGetOperationTypeError):
+        asyncio.run(
+            thing_schema.execute("query A { thing { name } }", operation_name="B", allowed_operation_types=allowed)
+        )
+
+
+def test_pre_execution_error_is_what_a_document_that_does_not_validate_gives() -> None:
+    """``strawberry.types.execution.PreExecutionError``: the result of an operation that never started."""
+    refused = asyncio.run(thing_schema.execute("{ nope }"))
+    assert isinstance(refused, PreExecutionError)
+    assert internals.pre_execution_error(refused) is True
+    answered = asyncio.run(thing_schema.execute("{ thing { name } }"))
+    assert internals.pre_execution_error(answered) is False
+
+
+def test_scalar_definition_is_what_strawberry_scalar_makes() -> None:
+    """``strawberry.types.scalar.ScalarDefinition``: the type of ``strawberry.scalar(...)``, the values
+    of the schema's scalar map."""
+    assert isinstance(Date, internals.ScalarDefinition)
+    assert all(isinstance(value, ScalarDefinition) for value in SCALAR_MAP.values())
