@@ -12,17 +12,27 @@ of rows, its number of tokens and each post's length in tokens. FTS5 keeps them 
 SQLite's varints here are FTS5's: big-endian groups of 7 bits, the high bit set on all
 but the last byte (``sqlite3Fts5GetVarint``).
 
-The public ways to get the same numbers are exact but read the whole index: at
-100,000 posts (``bench/fts_sizes.py``, ``bench/README.md``) ``count(*)`` of
-``post_fts`` takes hundreds of times the averages record's read, summing a
-``fts5vocab`` 'row' table seconds, and every post's length (a ``fts5vocab``
-'instance' table counted by post, or every post tokenized again) tens of seconds,
-against a tenth of a second for ``post_fts_docsize``. So these reads stay, fenced
-here, and ``tests/graph/test_fts5_internals.py`` checks every value decoded here
-against those public interfaces on a small store: a SQLite that changes the format
-fails that test, not a page. The posts a write changed are read through the public
-``post_fts`` table, and their lengths counted by FTS5's tokenizer
-(``loaders.postings``).
+The public ways give exactly the same numbers (that test checks it) but cost far
+more. Measured at 100,000 posts (``bench/fts_sizes.py``, figures in
+``bench/README.md``), against 0.1 ms for the averages record and about 0.1 s for
+``post_fts_docsize``:
+
+- the number of rows, ``count(*)`` of ``post_fts``: 90-145 ms, a scan of its content;
+- the number of tokens, the sum of a ``fts5vocab`` 'row' table's ``cnt``: 0.5-1.7 s;
+- every post's length, a ``fts5vocab`` 'instance' table counted by post: 15-17 s; or
+  every post's text tokenized by FTS5 again: 65-78 s;
+- an ordinary table of lengths, written beside ``post_fts``, would read in about
+  20 ms (and give the totals as its count and sum), but FTS5 tells no length at
+  write time: each post would be tokenized again when written (0.65-0.78 ms a post,
+  65-78 s more for an import of 100,000 posts, which takes 45-130 s), and existing
+  stores would need a migration to fill it.
+
+So these reads stay, fenced here; ``tests/graph/test_fts5_internals.py`` names each
+shadow table and checks every value decoded here against the public interfaces on
+a small store: a SQLite that changes the format fails that test, not a page. The
+posts a write changed are read through the public ``post_fts`` table and their
+lengths counted by FTS5's tokenizer (``loaders.postings``): as fast as the shadow
+tables for a few posts.
 """
 
 from __future__ import annotations
