@@ -83,40 +83,17 @@ async def through_api(path: str, repeat: int, changed: list[int], api_only: bool
 
 def public_ways(path: str, repeat: int, changed: list[int], skip_scans: bool = False) -> dict[str, float]:
     """Each public way, timed, its values checked against the shadow tables'."""
+    from loaders.fts5_internals import varints
+
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("CREATE VIRTUAL TABLE temp.bench_row USING fts5vocab(main, post_fts, row)")
-    conn.execute("CREATE VIRTUAL TABLE temp.bench_instance USING fts5vocab(main, post_fts, instance)")
     conn.execute("BEGIN")
     out: dict[str, float] = {}
-
-    from loaders.fts5_internals import varints
-    from loaders.postings import tokenizer
-
     # What the shadow tables say (their reads are timed through the API).
-    def averages() -> tuple[int, int]:
-        record = varints(conn.execute("SELECT block FROM post_fts_data WHERE id = 1").fetchone()[0])
-        return int(record[0]), int(record[1:].sum())
-
-    def docsize() -> dict[int, int]:
-        found = conn.execute("SELECT id, sz FROM post_fts_docsize").fetchall()
-        return {int(i): int(varints(sz).sum()) for i, sz in found}
-
-    rows, tokens = averages()
-    shadow_sizes = docsize()
-    columns = ", ".join(SEARCH_COLUMNS)
-    listed = [orjson.dumps(changed).decode()]
-
-    def changed_shadow() -> dict[int, int]:
-        found = conn.execute(
-            f"SELECT c.id, {', '.join(f'c.c{k}' for k in range(len(SEARCH_COLUMNS)))}, d.sz FROM post_fts_content c "
-            "JOIN post_fts_docsize d ON d.id = c.id WHERE c.id IN (SELECT value FROM json_each(?))",
-            listed,
-        ).fetchall()
-        tokenizer().frequencies([row[:-1] for row in found])
-        return {int(row[0]): int(varints(row[-1]).sum()) for row in found}
-
-    out[f"shadow: {len(changed)} posts, content + docsize, tokenized"], found = best(repeat, changed_shadow)
-    assert found == {k: shadow_sizes[k] for k in changed}
+    record = varints(conn.execute("SELECT block FROM post_fts_data WHERE id = 1").fetchone()[0])
+    rows, tokens = int(record[0]), int(record[1:].sum())
+    found = conn.execute("SELECT id, sz FROM post_fts_docsize").fetchall()
+    shadow_sizes = {int(i): int(varints(sz).sum()) for i, sz in found}
 
     out["public: rows, count(*) FROM post_fts"], found = best(
         repeat, lambda: conn.execute("SELECT count(*) FROM post_fts").fetchone()[0]
@@ -126,13 +103,25 @@ def public_ways(path: str, repeat: int, changed: list[int], skip_scans: bool = F
         repeat, lambda: conn.execute("SELECT sum(cnt) FROM temp.bench_row").fetchone()[0]
     )
     assert found == tokens, (found, tokens)
+    out.update(every_length(conn, repeat, shadow_sizes, skip_scans))
+    out.update(changed_posts(conn, repeat, changed, shadow_sizes))
+    conn.execute("ROLLBACK")
+    conn.close()
+    return out
+
+
+def every_length(
+    conn: sqlite3.Connection, repeat: int, shadow_sizes: dict[int, int], skip_scans: bool
+) -> dict[str, float]:
+    """Every post's length, each public way (the two scans unless ``skip_scans``), timed and checked."""
+    from loaders.postings import tokenizer
+
+    out: dict[str, float] = {}
+    columns = ", ".join(SEARCH_COLUMNS)
 
     def by_instance() -> dict[int, int]:
+        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.bench_instance USING fts5vocab(main, post_fts, instance)")
         return dict(conn.execute("SELECT doc, count(*) FROM temp.bench_instance GROUP BY doc").fetchall())
-
-    if not skip_scans:
-        out["public: sizes, fts5vocab instance GROUP BY doc"], found = best(repeat, by_instance)
-        assert found == {k: v for k, v in shadow_sizes.items() if v}, "instance counts differ from docsize"
 
     def by_tokenizer() -> dict[int, int]:
         content = conn.execute(f"SELECT rowid, {columns} FROM post_fts").fetchall()
@@ -142,6 +131,8 @@ def public_ways(path: str, repeat: int, changed: list[int], skip_scans: bool = F
         return sizes
 
     if not skip_scans:
+        out["public: sizes, fts5vocab instance GROUP BY doc"], found = best(repeat, by_instance)
+        assert found == {k: v for k, v in shadow_sizes.items() if v}, "instance counts differ from docsize"
         out["public: sizes, every post tokenized by FTS5"], found = best(1, by_tokenizer)
         assert found == shadow_sizes, "tokenized sizes differ from docsize"
 
@@ -157,19 +148,41 @@ def public_ways(path: str, repeat: int, changed: list[int], skip_scans: bool = F
         sizes[got] = np.fromstring(sizes_text[1:-1], dtype=np.int64, sep=",")
         return sizes
 
-    out["public: sizes, an ordinary table of lengths"], _ = best(repeat, ordinary)
+    out["public: sizes, an ordinary table of lengths"], found = best(repeat, ordinary)
+    assert {k: int(found[k]) for k in shadow_sizes} == shadow_sizes
+    return out
+
+
+def changed_posts(
+    conn: sqlite3.Connection, repeat: int, changed: list[int], shadow_sizes: dict[int, int]
+) -> dict[str, float]:
+    """A few posts' text and lengths, as a write's are read: through the shadow tables and publicly."""
+    from loaders.fts5_internals import varints
+    from loaders.postings import tokenizer
+
+    out: dict[str, float] = {}
+    listed = [orjson.dumps(changed).decode()]
+
+    def changed_shadow() -> dict[int, int]:
+        found = conn.execute(
+            f"SELECT c.id, {', '.join(f'c.c{k}' for k in range(len(SEARCH_COLUMNS)))}, d.sz FROM post_fts_content c "
+            "JOIN post_fts_docsize d ON d.id = c.id WHERE c.id IN (SELECT value FROM json_each(?))",
+            listed,
+        ).fetchall()
+        tokenizer().frequencies([row[:-1] for row in found])
+        return {int(row[0]): int(varints(row[-1]).sum()) for row in found}
 
     def changed_public() -> dict[int, int]:
         content = conn.execute(
-            f"SELECT rowid, {columns} FROM post_fts WHERE rowid IN (SELECT value FROM json_each(?))",
+            f"SELECT rowid, {', '.join(SEARCH_COLUMNS)} FROM post_fts WHERE rowid IN (SELECT value FROM json_each(?))",
             listed,
         ).fetchall()
         return tokenizer().tokenize(content)[1]
 
+    out[f"shadow: {len(changed)} posts, content + docsize, tokenized"], found = best(repeat, changed_shadow)
+    assert found == {k: shadow_sizes[k] for k in changed}
     out[f"public: {len(changed)} posts, post_fts by rowid, tokenized"], found = best(repeat, changed_public)
     assert found == {k: shadow_sizes[k] for k in changed}
-    conn.execute("ROLLBACK")
-    conn.close()
     return out
 
 

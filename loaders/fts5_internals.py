@@ -17,7 +17,7 @@ more. Measured at 100,000 posts (``bench/fts_sizes.py``, figures in
 ``bench/README.md``), against 0.1 ms for the averages record and about 0.1 s for
 ``post_fts_docsize``:
 
-- the number of rows, ``count(*)`` of ``post_fts``: 90-145 ms, a scan of its content;
+- the number of rows, ``count(*)`` of ``post_fts``: 70-145 ms, a scan of its content;
 - the number of tokens, the sum of a ``fts5vocab`` 'row' table's ``cnt``: 0.5-1.7 s;
 - every post's length, a ``fts5vocab`` 'instance' table counted by post: 15-17 s; or
   every post's text tokenized by FTS5 again: 65-78 s;
