@@ -45,7 +45,7 @@ $(AUDIT)/node_modules/.installed: $(AUDIT)/package.json $(AUDIT)/package-lock.js
 audit-deps: $(AUDIT)/node_modules/.installed
 
 # The whole suite, after the lint, the format and the type check: any of them failing fails it.
-test: install audit-deps
+test: install audit-deps bench-peer-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -20,9 +20,10 @@ beside the API and the hand-written endpoint.
   this API's global ids (``base64("Post:<source id>")``) are compared as the source id
   PostGraphile reads from the column; cursors and ``endCursor`` are left out (each
   system pages with its own); PostGraphile's ``BigInt`` (a JSON string) is read as an
-  integer; a similar post's ``reasons`` (a JSON list kept as text) is parsed; the body's
-  blocks are built from ``post_block`` rows by the same rule as this API (consecutive
-  list items form one list; an image block carries its image). Nothing else is left out.
+  integer and its ``Float`` as a float (Node.js writes the double 1.0 as ``1``); a
+  similar post's ``reasons`` (a JSON list kept as text) is parsed; the body's blocks are
+  built from ``post_block`` rows by the same rule as this API (consecutive list items
+  form one list; an image block carries its image). Nothing else is left out.
 """
 
 from __future__ import annotations
@@ -428,7 +429,7 @@ def _pg_post(post: Data | None) -> Data | None:
         "entities": _entities(post["entities"]),
         "similarPosts": [
             {
-                "score": s["score"],
+                "score": float(s["score"]),  # JSON from Node.js writes the double 1.0 as 1
                 "reasons": orjson.loads(s["reasons"]),
                 "post": {
                     "slug": s["postBySimilarId"]["slug"],

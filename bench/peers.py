@@ -358,6 +358,10 @@ def bench(store: stores.Store, database: str, config: Config, result: Result) ->
 # -- report --------------------------------------------------------------------------
 
 
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
 def _rounds(values: list[float]) -> str:
     return f" (rounds: {', '.join(f'{v:.2f}' for v in values)})" if len(values) > 1 else ""
 
@@ -411,7 +415,7 @@ def markdown(result: Result) -> str:
     lines += ["", "**Hand-written / PostGraphile** and **this API / hand-written**:", ""]
     for operation in OPERATIONS:
         hand, api = result.ratio(operation, "handwritten"), result.ratio(operation, "graphql", "handwritten")
-        lines.append(f"- {operation}: {hand if hand is not None else '–'} and {api if api is not None else '–'}")
+        lines.append(f"- {operation}: {_ratio(hand)} and {_ratio(api)}")
     lines += ["", "**Checks** (before anything was timed):", ""]
     for operation in OPERATIONS:
         check = result.checks.get(operation)

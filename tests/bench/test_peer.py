@@ -264,6 +264,16 @@ def test_any_changed_post_value_stops_the_check(path: list[Any], value: Any) -> 
     assert "slug a-post" in str(caught.value)
 
 
+def test_a_whole_score_written_as_an_integer_is_the_same_float() -> None:
+    ours, theirs = api_post(), postgraphile_post()
+    ours["post"]["similarPosts"][0]["score"] = 1.0
+    theirs["postBySlug"]["similar"][0]["score"] = 1  # how Node.js writes the double 1.0
+    peer.compare("PostPage", ours, theirs)
+    theirs["postBySlug"]["similar"][0]["score"] = 2
+    with pytest.raises(peer.ContentMismatch, match="score"):
+        peer.compare("PostPage", ours, theirs)
+
+
 def test_similar_posts_in_another_order_stop_the_check() -> None:
     theirs = postgraphile_post()
     theirs["postBySlug"]["similar"].reverse()
