@@ -26,6 +26,9 @@ through DataLoaders (it calls the batch functions directly, one after the
 other), or report errors the GraphQL way (a request it does not understand
 gets a 400). It is a baseline for speed, not a second API.
 
+It also answers ``ListingWithoutTotal`` (the listing without ``totalCount``, which runs no
+count), for the side-by-side run with PostGraphile (``bench/peers.py``).
+
 The global id and cursor formats are written out here (a few lines each)
 rather than imported from ``graph``: importing ``graph`` builds the schema.
 ``loaders/__init__`` still imports Strawberry's DataLoader, so the hand-written
