@@ -69,7 +69,8 @@ bench: install bench-peer-deps
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # PostGraphile v4, the peer measured beside the API (bench/postgraphile/package-lock.json), installed
-# again only when the lock changes. Without npm, bench.peers stops and says why; bench.run still runs.
+# again only when the lock changes. Without npm, bench.peers and tests/bench/test_peer_live.py stop and
+# say why; bench.run and the other tests still run.
 PEER := bench/postgraphile
 $(PEER)/node_modules/.installed: $(PEER)/package.json $(PEER)/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
