@@ -30,7 +30,7 @@ from models import Post, table
 from models.engine import is_sqlite, sync_twin
 from models.trouble import diagnose
 
-from . import purge
+from . import pending, purge
 from .export import load_document
 from .revisions import NewRevision, latest_number, record, text_of
 from .rows import content_hash
@@ -192,10 +192,9 @@ def set_archived(conn: Connection, post_id: int, archived: bool, *, author: str)
         return Saved(post_id, "unchanged", latest_number(conn, post_id), found.content_hash)
     now = dt.datetime.now(dt.UTC)
     conn.execute(
-        update(post_t)
-        .where(post_t.c.id == post_id)
-        .values(archived_at=now if archived else None, updated_at=now, similar_state=2)
+        update(post_t).where(post_t.c.id == post_id).values(archived_at=now if archived else None, updated_at=now)
     )
+    pending.mark(conn, [post_id], pending.CHANGED)
     document = load_document(conn, post_id)
     assert document is not None
     numbers = record(
