@@ -256,16 +256,18 @@ def _write_rest(
         ],
         now,
     )
-    bump_store_version(conn)
-    purge.record(conn, [ids[item.source_id] for item, _, _ in to_write], lists=True)
+    version = bump_store_version(conn)
+    purge.record(conn, [ids[item.source_id] for item, _, _ in to_write], lists=True, version=version)
 
 
-def bump_store_version(conn: Connection) -> None:
-    """Tell readers that aggregates (facets, counts, the vocabulary) computed before are stale."""
+def bump_store_version(conn: Connection) -> int:
+    """Tell readers that aggregates (facets, counts, the vocabulary) computed before are stale; the
+    store's new version."""
     stmt = (sqlite.insert(version_t) if conn.dialect.name == "sqlite" else postgresql.insert(version_t)).values(
         id=1, version=1
     )
-    conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"version": version_t.c.version + 1}))
+    stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={"version": version_t.c.version + 1})
+    return int(conn.execute(stmt.returning(version_t.c.version)).scalar_one())
 
 
 Terms = tuple[str, frozenset[str], frozenset[str], frozenset[tuple[str, str]]]
@@ -356,15 +358,15 @@ def _reject_taken_keys(
 
 
 def _ensure_vocabulary(conn: Connection, posts: list[PostRows], vocabulary: VocabularyCache) -> None:
-    _ensure_names(conn, stack_t, {n for r in posts for n in r.stack}, vocabulary.stack)
-    _ensure_names(conn, tool_t, {n for r in posts for n in r.tools}, vocabulary.tools)
-    _ensure_entities(conn, {e for r in posts for e in r.entities}, vocabulary.entities)
+    ensure_names(conn, stack_t, {n for r in posts for n in r.stack}, vocabulary.stack)
+    ensure_names(conn, tool_t, {n for r in posts for n in r.tools}, vocabulary.tools)
+    ensure_entities(conn, {e for r in posts for e in r.entities}, vocabulary.entities)
 
 
 def _write_children(conn: Connection, posts: list[tuple[int, PostRows]], vocabulary: VocabularyCache) -> None:
-    stack_ids = _ensure_names(conn, stack_t, {n for _, r in posts for n in r.stack}, vocabulary.stack)
-    tool_ids = _ensure_names(conn, tool_t, {n for _, r in posts for n in r.tools}, vocabulary.tools)
-    entity_ids = _ensure_entities(conn, {e for _, r in posts for e in r.entities}, vocabulary.entities)
+    stack_ids = ensure_names(conn, stack_t, {n for _, r in posts for n in r.stack}, vocabulary.stack)
+    tool_ids = ensure_names(conn, tool_t, {n for _, r in posts for n in r.tools}, vocabulary.tools)
+    entity_ids = ensure_entities(conn, {e for _, r in posts for e in r.entities}, vocabulary.entities)
     blocks: list[tuple[Any, ...]] = []
     images: list[tuple[Any, ...]] = []
     checklist: list[tuple[Any, ...]] = []
@@ -395,7 +397,7 @@ def _insert_ignoring_conflicts(conn: Connection, target: Any, values: list[dict[
     conn.execute(stmt, values)
 
 
-def _ensure_names(conn: Connection, table: Any, names: set[str], cache: dict[str, int]) -> dict[str, int]:
+def ensure_names(conn: Connection, table: Any, names: set[str], cache: dict[str, int]) -> dict[str, int]:
     missing = sorted(names - cache.keys())
     if missing:
         _insert_ignoring_conflicts(conn, table, [{"name": n} for n in missing])
@@ -405,7 +407,7 @@ def _ensure_names(conn: Connection, table: Any, names: set[str], cache: dict[str
     return cache
 
 
-def _ensure_entities(
+def ensure_entities(
     conn: Connection, entities: set[tuple[str, str]], cache: dict[tuple[str, str], int]
 ) -> dict[tuple[str, str], int]:
     missing = sorted(entities - cache.keys())
