@@ -90,11 +90,6 @@ class Post(SQLModel, table=True):
     archived_at: dt.datetime | None = Field(
         default=None, description="when an editor archived the post; readers never see archived posts"
     )
-    similar_state: int = Field(
-        default=0,
-        index=True,
-        description="0 similar posts are fresh; 1 to recompute; 2 changed: recompute it and its neighbours",
-    )
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -226,6 +221,21 @@ class SimilarPost(SQLModel, table=True):
     similar_id: int = Field(sa_column=Column(Integer, ForeignKey("post.id", ondelete="CASCADE"), nullable=False))
     score: float
     reasons: str = Field(description="JSON list of what the two posts share")
+
+
+class SimilarPending(SQLModel, table=True):
+    """A post whose similar posts wait to be computed again; fresh posts have no row.
+
+    Kept apart from ``post`` so that marking and clearing rewrite a narrow row, not a post's: on
+    PostgreSQL an update writes a new version of the whole row, and a first import updating
+    every post once would leave the post table twice its live size.
+    """
+
+    __tablename__ = "similar_pending"
+    __table_args__ = _CLUSTERED
+
+    post_id: int = Field(sa_column=_post_fk())
+    state: int = Field(description="1 to recompute; 2 changed: recompute it and its neighbours")
 
 
 class StoreVersion(SQLModel, table=True):

@@ -141,9 +141,34 @@ def write_search(conn: Connection, posts: list[tuple[int, dict[str, str]]]) -> N
         conn.execute(_SEARCH_INSERT[dialect], [dict(fields, post_id=post_id) for post_id, fields in posts])
 
 
+_SEARCH_UPSERT = text(
+    "INSERT INTO post_search (post_id, title, intro, body, checklist, summary, topic) "
+    "VALUES (:post_id, :title, :intro, :body, :checklist, :summary, :topic) ON CONFLICT (post_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in SEARCH_COLUMNS)
+)
+
+
+def replace_search(conn: Connection, post_id: int, fields: dict[str, str]) -> None:
+    """Replace one post's search row, as an edit does: one statement on PostgreSQL, two on SQLite
+    (FTS5 tables take no upsert)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_SEARCH_UPSERT, dict(fields, post_id=post_id))
+        return
+    delete_posts_from_search(conn, [post_id])
+    conn.execute(_SEARCH_INSERT["sqlite"], dict(fields, post_id=post_id))
+
+
 def delete_posts_from_search(conn: Connection, post_ids: list[int]) -> None:
     for part in chunks(post_ids):
         conn.execute(_SEARCH_DELETE[conn.dialect.name], {"ids": list(part)})
 
 
-__all__ = ["chunks", "copy_rows", "delete_posts_from_search", "insert_many", "tune_for_bulk", "write_search"]
+__all__ = [
+    "chunks",
+    "copy_rows",
+    "delete_posts_from_search",
+    "insert_many",
+    "replace_search",
+    "tune_for_bulk",
+    "write_search",
+]

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from documents import Document, Problem, parse, render, validate
@@ -30,12 +30,11 @@ from models import Post, table
 from models.engine import is_sqlite, sync_twin
 from models.trouble import diagnose
 
-from . import purge
-from .export import load_document
-from .revisions import NewRevision, latest_number, record, text_of
-from .rows import content_hash
+from . import edit_rows
+from .revisions import latest_number, text_of
+from .rows import content_hash, to_rows
 from .similar import refresh_similar
-from .write import Incoming, VocabularyCache, bump_store_version, write_batch
+from .write import Incoming, VocabularyCache, write_batch
 
 log = logging.getLogger("alphanode.edit")
 
@@ -81,27 +80,6 @@ class Saved:
     content_hash: str
 
 
-@dataclass(frozen=True, slots=True)
-class Current:
-    post_id: int
-    source_id: str
-    content_hash: str
-    archived: bool
-
-
-def current(conn: Connection, post_id: int) -> Current:
-    """The post's row, locked for the rest of the transaction on PostgreSQL; NotFound if there is none."""
-    statement = select(post_t.c.id, post_t.c.source_id, post_t.c.content_hash, post_t.c.archived_at).where(
-        post_t.c.id == post_id
-    )
-    if conn.dialect.name == "postgresql":
-        statement = statement.with_for_update()
-    row = conn.execute(statement).first()
-    if row is None:
-        raise NotFound("no post with this id")
-    return Current(row.id, row.source_id, row.content_hash, row.archived_at is not None)
-
-
 def post_id_of(conn: Connection, source_id: str) -> int | None:
     return conn.execute(select(post_t.c.id).where(post_t.c.source_id == source_id)).scalar_one_or_none()
 
@@ -121,16 +99,16 @@ def save_document(
     if problems:
         raise Invalid(problems)
     text = render(document) if text is None else text
-    if post_id is None:
-        existing = post_id_of(conn, document.source_id)
-        if existing is not None:
-            raise Conflict(f"a post with source id {document.source_id!r} exists already: update it instead")
-    else:
-        found = current(conn, post_id)
-        if document.source_id != found.source_id:
+    if post_id is not None:
+        stored = _stored(conn, post_id)
+        if document.source_id != stored.source_id:
             raise Invalid([Problem("meta.payload.sourceId", "IMMUTABLE", "the source id of a post never changes")])
-        if expected_hash is not None and expected_hash != found.content_hash:
-            raise Conflict("the post changed since you read it: read it again and redo the edit", found.content_hash)
+        if expected_hash is not None and expected_hash != stored.content_hash:
+            raise Conflict("the post changed since you read it: read it again and redo the edit", stored.content_hash)
+        return _save_over(conn, stored, document, text, author=author, reason=reason)
+    existing = post_id_of(conn, document.source_id)
+    if existing is not None:
+        raise Conflict(f"a post with source id {document.source_id!r} exists already: update it instead")
     (outcome,) = write_batch(conn, [Incoming(reason, text, document, author=author, reason=reason)], VocabularyCache())
     if outcome.status == "rejected":
         raise Conflict((outcome.error or "").split(": ", 1)[-1])
@@ -149,12 +127,41 @@ def change_document(
     expected_hash: str | None = None,
 ) -> Saved:
     """Load the post, apply ``change`` to its document and save the result."""
-    found = current(conn, post_id)
-    if expected_hash is not None and expected_hash != found.content_hash:
-        raise Conflict("the post changed since you read it: read it again and redo the edit", found.content_hash)
-    document = load_document(conn, post_id)
-    assert document is not None
-    return save_document(conn, change(document), author=author, reason=reason, post_id=post_id)
+    stored = _stored(conn, post_id)
+    if expected_hash is not None and expected_hash != stored.content_hash:
+        raise Conflict("the post changed since you read it: read it again and redo the edit", stored.content_hash)
+    document = change(stored.document)
+    problems = validate(document)
+    if problems:
+        raise Invalid(problems)
+    if document.source_id != stored.source_id:
+        raise Invalid([Problem("meta.payload.sourceId", "IMMUTABLE", "the source id of a post never changes")])
+    return _save_over(conn, stored, document, render(document), author=author, reason=reason)
+
+
+def _stored(conn: Connection, post_id: int) -> edit_rows.Stored:
+    """The post as an edit reads it, locked on PostgreSQL until the transaction ends; NotFound if none."""
+    stored = edit_rows.load(conn, post_id)
+    if stored is None:
+        raise NotFound("no post with this id")
+    return stored
+
+
+def _save_over(
+    conn: Connection, stored: edit_rows.Stored, document: Document, text: str, *, author: str, reason: str
+) -> Saved:
+    """Write ``document`` (rendered as ``text``) over the stored post: only what moved."""
+    new_hash = content_hash(text)
+    if new_hash == stored.content_hash:
+        return Saved(stored.post_id, "unchanged", stored.revision, new_hash)
+    now = dt.datetime.now(dt.UTC)
+    old, new = edit_rows.old_rows(stored), to_rows(document, text, now)
+    if (old.post["reference"], old.post["slug"]) != (new.post["reference"], new.post["slug"]):
+        clash = edit_rows.taken_key(conn, stored.post_id, new)
+        if clash is not None:
+            raise Conflict(clash)
+    number = edit_rows.write(conn, stored, old, new, author=author, reason=reason, now=now)
+    return Saved(stored.post_id, "updated", number, new_hash)
 
 
 def mark_reviewed(conn: Connection, post_id: int, *, author: str, today: dt.date | None = None) -> Saved:
@@ -187,30 +194,28 @@ def set_status(conn: Connection, post_id: int, status: str, *, author: str) -> S
 
 def set_archived(conn: Connection, post_id: int, archived: bool, *, author: str) -> Saved:
     """Archive (hide from readers everywhere) or restore a post; the history records who and when."""
-    found = current(conn, post_id)
-    if found.archived == archived:
-        return Saved(post_id, "unchanged", latest_number(conn, post_id), found.content_hash)
+    stored = _stored(conn, post_id)
+    if stored.archived == archived:
+        return Saved(post_id, "unchanged", stored.revision, stored.content_hash)
     now = dt.datetime.now(dt.UTC)
-    conn.execute(
-        update(post_t)
-        .where(post_t.c.id == post_id)
-        .values(archived_at=now if archived else None, updated_at=now, similar_state=2)
-    )
-    document = load_document(conn, post_id)
-    assert document is not None
-    numbers = record(
+    rows = to_rows(stored.document, render(stored.document), now)
+    rows.post["content_hash"] = stored.content_hash  # the text is the post's as stored
+    number = edit_rows.write(
         conn,
-        [NewRevision(post_id, render(document), found.content_hash, author, "archived" if archived else "restored")],
-        now,
+        stored,
+        rows,
+        rows,
+        author=author,
+        reason="archived" if archived else "restored",
+        now=now,
+        archived_at=now if archived else None,
     )
-    bump_store_version(conn)
-    purge.record(conn, [post_id], lists=True)
-    return Saved(post_id, "updated", numbers[post_id], found.content_hash)
+    return Saved(post_id, "updated", number, stored.content_hash)
 
 
 def rollback(conn: Connection, post_id: int, number: int, *, author: str) -> Saved:
     """Make revision ``number`` the current text again; the rollback is itself a new revision."""
-    current(conn, post_id)
+    _stored(conn, post_id)
     text = text_of(conn, post_id, number)
     if text is None:
         raise NotFound(f"this post has no revision {number}")

@@ -76,7 +76,6 @@ DEFERRED_INDEXES = (
     "CREATE INDEX ix_post_last_reviewed ON post (last_reviewed)",
     "CREATE INDEX ix_post_quality_id ON post (quality, id)",
     "CREATE INDEX ix_post_reviewed_order ON post (COALESCE(last_reviewed, '0001-01-01'), id)",
-    "CREATE INDEX ix_post_similar_state ON post (similar_state)",
     "CREATE INDEX ix_post_stack_term ON post_stack (term_id, post_id)",
     "CREATE INDEX ix_post_status ON post (status)",
     "CREATE INDEX ix_post_title_order ON post (title, id)",
@@ -302,6 +301,12 @@ async def _refresh_statistics(engine: AsyncEngine, changed: int) -> bool:
         if changed < ANALYZE_SHARE * total:
             return False
         await conn.exec_driver_sql("ANALYZE")
+    if engine.dialect.name == "postgresql":
+        # The marks of the posts the refresh cleared are dead rows until a vacuum: a large import
+        # removes them now (a narrow table; VACUUM runs outside a transaction).
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.exec_driver_sql("VACUUM (ANALYZE) similar_pending")
     log.info("import: planner statistics refreshed in %.2fs", time.perf_counter() - started)
     return True
 

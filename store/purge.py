@@ -40,12 +40,14 @@ def keys_for(post_ids: Iterable[int], lists: bool) -> list[str]:
     return [*keys, LISTS] if lists else keys
 
 
-def record(conn: Connection, post_ids: Iterable[int], *, lists: bool) -> list[str]:
-    """Log the keys a write changed, in its transaction; returns them."""
+def record(conn: Connection, post_ids: Iterable[int], *, lists: bool, version: int | None = None) -> list[str]:
+    """Log the keys a write changed, in its transaction, at the store's ``version`` (read when not
+    given); returns them."""
     keys = keys_for(post_ids, lists)
     if not keys:
         return keys
-    version = conn.execute(select(version_t.c.version).where(version_t.c.id == 1)).scalar_one_or_none() or 0
+    if version is None:
+        version = conn.execute(select(version_t.c.version).where(version_t.c.id == 1)).scalar_one_or_none() or 0
     if conn.dialect.name == "postgresql":
         conn.execute(FLUSHED_COMMIT)
     conn.execute(insert(purge_t).values(version=version, keys=" ".join(keys), created_at=dt.datetime.now(dt.UTC)))

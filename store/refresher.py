@@ -1,6 +1,6 @@
 """Refreshing similar posts off the request path, for a serving process.
 
-An edit or an import marks the posts it touched (``similar_state``, see ``store.similar``);
+An edit or an import marks the posts it touched (``similar_pending``, see ``store.pending``);
 recomputing their similar posts reads thousands of candidates' terms and scores them, 100 to
 300 ms at 20,000 posts. Run inside the request, on the event loop, that blocked every other
 request of the process for as long: under the soak's 95/5 traffic the reads' p99 was the
@@ -37,21 +37,19 @@ from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import models
-from models import Post, table
 from models.engine import normalize_url
 from models.trouble import diagnose
 
+from . import pending
 from .background import stop_task
 from .similar import PARALLEL_FROM, refresh_similar
 
 log = logging.getLogger("alphanode.similar")
 
-post_t = table(Post)
 T = TypeVar("T")
 
 DEFAULT_SWEEP = 30.0  # seconds between looks for marks nobody announced
@@ -141,7 +139,7 @@ class SimilarRefresher:
         async def count() -> int:
             assert self._engine is not None
             async with self._engine.connect() as conn:
-                return int(await conn.scalar(select(func.count()).where(post_t.c.similar_state > 0)) or 0)
+                return int(await conn.scalar(pending.COUNT) or 0)
 
         return await self._in_thread(count())
 

@@ -39,22 +39,16 @@ def record(conn: Connection, revisions: Sequence[NewRevision], now: dt.datetime)
             ).all()
         )
     numbers = {r.post_id: latest.get(r.post_id, 0) + 1 for r in revisions}
-    conn.execute(
-        insert(revision_t),
-        [
-            {
-                "post_id": r.post_id,
-                "number": numbers[r.post_id],
-                "text": r.text,
-                "content_hash": r.content_hash,
-                "author": r.author,
-                "reason": r.reason,
-                "created_at": now,
-            }
-            for r in revisions
-        ],
+    insert_numbered(
+        conn, [(r.post_id, numbers[r.post_id], r.text, r.content_hash, r.author, r.reason) for r in revisions], now
     )
     return numbers
+
+
+def insert_numbered(conn: Connection, rows: Sequence[tuple[int, int, str, str, str, str]], now: dt.datetime) -> None:
+    """Append revisions whose numbers are known: (post id, number, text, content hash, author, reason)."""
+    columns = ("post_id", "number", "text", "content_hash", "author", "reason")
+    conn.execute(insert(revision_t), [{**dict(zip(columns, row, strict=True)), "created_at": now} for row in rows])
 
 
 def text_of(conn: Connection, post_id: int, number: int) -> str | None:

@@ -34,7 +34,7 @@ from models import (
     table,
 )
 
-from . import purge, revisions
+from . import pending, purge, revisions
 from .bulk import chunks, insert_many, write_search
 from .rows import PostRows, to_rows
 
@@ -181,7 +181,7 @@ def _insert_posts(
         ids.update(_insert_numbered(conn, [rows for _, rows in created]))
         outcomes += [Outcome(item.name, item.source_id, "created", ids[item.source_id]) for item, _ in created]
     elif created:
-        values = [dict(rows.post, similar_state=2) for _, rows in created]
+        values = [rows.post for _, rows in created]
         result = conn.execute(
             insert(post_t).returning(post_t.c.id, post_t.c.source_id, sort_by_parameter_order=True),
             values,
@@ -189,6 +189,7 @@ def _insert_posts(
         for row in result:
             ids[row.source_id] = row.id
         outcomes += [Outcome(item.name, item.source_id, "created", ids[item.source_id]) for item, _ in created]
+    pending.mark_new(conn, list(ids.values()))
     return ids
 
 
@@ -199,16 +200,18 @@ def _update_posts(
     ids: dict[str, int] = {}
     if updated:
         values = []
+        changed_terms = []
         old_terms = _terms_of(conn, [post_id for _, _, post_id in updated])
         for item, rows, post_id in updated:
             changes = {k: v for k, v in rows.post.items() if k != "created_at"}
             # Similar posts depend on terms only: an edit that keeps them (a status, a title, a
             # score) leaves every similar-posts list as it is, and needs no refresh.
-            old = old_terms.get(post_id)
-            state = old[0] if old is not None and old[1:] == _new_terms(rows) else 2
-            values.append(dict(changes, similar_state=state, _id=post_id))
+            if old_terms.get(post_id) != _new_terms(rows):
+                changed_terms.append(post_id)
+            values.append(dict(changes, _id=post_id))
             ids[item.source_id] = post_id
         conn.execute(update(post_t).where(post_t.c.id == bindparam("_id")), values)
+        pending.mark(conn, changed_terms, pending.CHANGED)
         updated_ids = [post_id for _, _, post_id in updated]
         for child in CHILD_TABLES:
             for part in chunks(updated_ids):
@@ -253,55 +256,55 @@ def _write_rest(
         ],
         now,
     )
-    bump_store_version(conn)
-    purge.record(conn, [ids[item.source_id] for item, _, _ in to_write], lists=True)
+    version = bump_store_version(conn)
+    purge.record(conn, [ids[item.source_id] for item, _, _ in to_write], lists=True, version=version)
 
 
-def bump_store_version(conn: Connection) -> None:
-    """Tell readers that aggregates (facets, counts, the vocabulary) computed before are stale."""
+def bump_store_version(conn: Connection) -> int:
+    """Tell readers that aggregates (facets, counts, the vocabulary) computed before are stale; the
+    store's new version."""
     stmt = (sqlite.insert(version_t) if conn.dialect.name == "sqlite" else postgresql.insert(version_t)).values(
         id=1, version=1
     )
-    conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"version": version_t.c.version + 1}))
+    stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={"version": version_t.c.version + 1})
+    return int(conn.execute(stmt.returning(version_t.c.version)).scalar_one())
 
 
-Terms = tuple[int, str, frozenset[str], frozenset[str], frozenset[tuple[str, str]]]
+Terms = tuple[str, frozenset[str], frozenset[str], frozenset[tuple[str, str]]]
 
 
 def _terms_of(conn: Connection, post_ids: list[int]) -> dict[int, Terms]:
-    """Each post's similar-posts state and terms as stored: topic, stack, tools, entities."""
-    found: dict[int, tuple[int, str, set[str], set[str], set[tuple[str, str]]]] = {}
+    """Each post's terms as stored: topic, stack, tools, entities."""
+    found: dict[int, tuple[str, set[str], set[str], set[tuple[str, str]]]] = {}
     for part in chunks(post_ids):
-        for post_id, state, topic in conn.execute(
-            select(post_t.c.id, post_t.c.similar_state, post_t.c.topic).where(post_t.c.id.in_(part))
-        ):
-            found[post_id] = (state, topic, set(), set(), set())
+        for post_id, topic in conn.execute(select(post_t.c.id, post_t.c.topic).where(post_t.c.id.in_(part))):
+            found[post_id] = (topic, set(), set(), set())
         for post_id, name in conn.execute(
             select(post_stack_t.c.post_id, stack_t.c.name)
             .join(stack_t, stack_t.c.id == post_stack_t.c.term_id)
             .where(post_stack_t.c.post_id.in_(part))
         ):
-            found[post_id][2].add(name)
+            found[post_id][1].add(name)
         for post_id, name in conn.execute(
             select(post_tool_t.c.post_id, tool_t.c.name)
             .join(tool_t, tool_t.c.id == post_tool_t.c.tool_id)
             .where(post_tool_t.c.post_id.in_(part))
         ):
-            found[post_id][3].add(name)
+            found[post_id][2].add(name)
         for post_id, name, type_ in conn.execute(
             select(post_entity_t.c.post_id, entity_t.c.name, entity_t.c.type)
             .join(entity_t, entity_t.c.id == post_entity_t.c.entity_id)
             .where(post_entity_t.c.post_id.in_(part))
         ):
-            found[post_id][4].add((name, type_))
+            found[post_id][3].add((name, type_))
     return {
-        post_id: (state, topic, frozenset(stack), frozenset(tools), frozenset(entities))
-        for post_id, (state, topic, stack, tools, entities) in found.items()
+        post_id: (topic, frozenset(stack), frozenset(tools), frozenset(entities))
+        for post_id, (topic, stack, tools, entities) in found.items()
     }
 
 
-def _new_terms(rows: PostRows) -> tuple[str, frozenset[str], frozenset[str], frozenset[tuple[str, str]]]:
-    """The terms a document brings, shaped like ``_terms_of``'s without the state."""
+def _new_terms(rows: PostRows) -> Terms:
+    """The terms a document brings, shaped like ``_terms_of``'s."""
     return (rows.post["topic"], frozenset(rows.stack), frozenset(rows.tools), frozenset(rows.entities))
 
 
@@ -312,14 +315,14 @@ def _insert_numbered(conn: Connection, posts: list[PostRows]) -> dict[str, int]:
     SQLAlchemy inserts the rows one statement each. The caller holds the write lock.
     """
     first = (conn.execute(select(func.max(post_t.c.id))).scalar() or 0) + 1
-    given = {**posts[0].post, "similar_state": 2}
+    given = posts[0].post
     columns = tuple(c.name for c in post_t.columns if c.name == "id" or c.name in given)
     values = operator.itemgetter(*columns)
     insert_many(
         conn,
         post_t,
         columns,
-        [values({**rows.post, "id": first + n, "similar_state": 2}) for n, rows in enumerate(posts)],
+        [values({**rows.post, "id": first + n}) for n, rows in enumerate(posts)],
     )
     return {rows.post["source_id"]: first + n for n, rows in enumerate(posts)}
 
@@ -355,15 +358,15 @@ def _reject_taken_keys(
 
 
 def _ensure_vocabulary(conn: Connection, posts: list[PostRows], vocabulary: VocabularyCache) -> None:
-    _ensure_names(conn, stack_t, {n for r in posts for n in r.stack}, vocabulary.stack)
-    _ensure_names(conn, tool_t, {n for r in posts for n in r.tools}, vocabulary.tools)
-    _ensure_entities(conn, {e for r in posts for e in r.entities}, vocabulary.entities)
+    ensure_names(conn, stack_t, {n for r in posts for n in r.stack}, vocabulary.stack)
+    ensure_names(conn, tool_t, {n for r in posts for n in r.tools}, vocabulary.tools)
+    ensure_entities(conn, {e for r in posts for e in r.entities}, vocabulary.entities)
 
 
 def _write_children(conn: Connection, posts: list[tuple[int, PostRows]], vocabulary: VocabularyCache) -> None:
-    stack_ids = _ensure_names(conn, stack_t, {n for _, r in posts for n in r.stack}, vocabulary.stack)
-    tool_ids = _ensure_names(conn, tool_t, {n for _, r in posts for n in r.tools}, vocabulary.tools)
-    entity_ids = _ensure_entities(conn, {e for _, r in posts for e in r.entities}, vocabulary.entities)
+    stack_ids = ensure_names(conn, stack_t, {n for _, r in posts for n in r.stack}, vocabulary.stack)
+    tool_ids = ensure_names(conn, tool_t, {n for _, r in posts for n in r.tools}, vocabulary.tools)
+    entity_ids = ensure_entities(conn, {e for _, r in posts for e in r.entities}, vocabulary.entities)
     blocks: list[tuple[Any, ...]] = []
     images: list[tuple[Any, ...]] = []
     checklist: list[tuple[Any, ...]] = []
@@ -394,7 +397,7 @@ def _insert_ignoring_conflicts(conn: Connection, target: Any, values: list[dict[
     conn.execute(stmt, values)
 
 
-def _ensure_names(conn: Connection, table: Any, names: set[str], cache: dict[str, int]) -> dict[str, int]:
+def ensure_names(conn: Connection, table: Any, names: set[str], cache: dict[str, int]) -> dict[str, int]:
     missing = sorted(names - cache.keys())
     if missing:
         _insert_ignoring_conflicts(conn, table, [{"name": n} for n in missing])
@@ -404,7 +407,7 @@ def _ensure_names(conn: Connection, table: Any, names: set[str], cache: dict[str
     return cache
 
 
-def _ensure_entities(
+def ensure_entities(
     conn: Connection, entities: set[tuple[str, str]], cache: dict[tuple[str, str], int]
 ) -> dict[tuple[str, str], int]:
     missing = sorted(entities - cache.keys())

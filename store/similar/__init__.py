@@ -14,8 +14,8 @@ weight of the terms left out (the most any other post could reach), the top K is
 provably exact; the share of posts for which that holds is logged.
 
 Similar posts are computed on write and stored in ``similar_post``. An import
-marks what it wrote (``similar_state = 2``); :func:`refresh_similar` then marks
-the neighbours those posts may enter or leave (``similar_state = 1``) and
+marks what it wrote (a ``similar_pending`` row of state 2, ``store.pending``);
+:func:`refresh_similar` then marks the neighbours those posts may enter or leave (state 1) and
 recomputes the marked posts only. When most of the store is marked, everything
 is recomputed with the current weights.
 

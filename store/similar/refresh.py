@@ -19,12 +19,13 @@ from concurrent.futures.process import BrokenProcessPool
 
 import asyncpg
 import numpy as np
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, delete, exists, func, insert, literal, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .. import purge
+from .. import pending, purge
 from ..bulk import chunks, insert_many, tune_for_bulk
+from ..pending import pending_t
 from ..prepare import start_worker, workers_can_start
 from .ranking import TopLists, top_lists
 from .terms import MAX_SIMILAR, TermIndex, load_index, post_t, similar_t
@@ -47,7 +48,7 @@ WORKERS = 2  # at most
 
 
 def _mark_neighbours(conn: Connection, index: TermIndex, changed: list[int]) -> None:
-    """Mark the posts that a changed post may leave or enter (``similar_state = 1``).
+    """Mark the posts that a changed post may leave or enter (a ``similar_pending`` row of state 1).
 
     It may leave the lists that hold it now; it may enter the list of a candidate
     whose K-th score it now reaches, or whose list is not full.
@@ -79,8 +80,7 @@ def _mark_neighbours(conn: Connection, index: TermIndex, changed: list[int]) -> 
             if score > 0 and score >= kth.get(other, 0.0):
                 marked.add(other)
     marked.difference_update(changed)
-    for part in chunks(sorted(marked)):
-        conn.execute(update(post_t).where(post_t.c.id.in_(part), post_t.c.similar_state == 0).values(similar_state=1))
+    pending.mark(conn, sorted(marked), pending.NEIGHBOUR)
 
 
 def _index_for(conn: Connection, post_ids: list[int], posts: int) -> TermIndex:
@@ -92,18 +92,23 @@ def _plan(conn: Connection) -> tuple[TermIndex, list[int], bool]:
     """Mark neighbours of changed posts and return the posts to recompute, by id, with an index for
     them, and whether everything is recomputed."""
     posts = conn.execute(select(func.count()).select_from(post_t)).scalar_one()
-    changed = list(conn.execute(select(post_t.c.id).where(post_t.c.similar_state == 2)).scalars())
+    changed = pending.ids(conn, pending_t.c.state == pending.CHANGED)
     index = None
     everything = len(changed) > FULL_REFRESH_SHARE * max(posts, 1)
     if everything:
-        # Everything is recomputed: marked posts stay marked (rewriting a post row costs),
-        # the others are marked too, so that an interrupted refresh is finished by the next one.
-        conn.execute(update(post_t).where(post_t.c.similar_state == 0).values(similar_state=1))
+        # Everything is recomputed: every post is marked, so that an interrupted refresh is
+        # finished by the next one.
+        unmarked = select(post_t.c.id, literal(pending.NEIGHBOUR)).where(
+            ~exists().where(pending_t.c.post_id == post_t.c.id)
+        )
+        conn.execute(insert(pending_t).from_select(["post_id", "state"], unmarked))
     elif changed:
         index = _index_for(conn, changed, posts)
         _mark_neighbours(conn, index, changed)
-        conn.execute(update(post_t).where(post_t.c.similar_state == 2).values(similar_state=1))
-    todo = list(conn.execute(select(post_t.c.id).where(post_t.c.similar_state > 0).order_by(post_t.c.id)).scalars())
+    # The marks this plan takes on: a post a write changes from now on is marked 2 again, for
+    # that write's refresh, and keeps its mark when this one clears its own.
+    conn.execute(update(pending_t).where(pending_t.c.state == pending.CHANGED).values(state=pending.NEIGHBOUR))
+    todo = pending.ids(conn)
     if index is None or not index.full:
         index = _index_for(conn, todo, posts)
     return index, todo, everything
@@ -176,19 +181,15 @@ def _serialization_failure(exc: BaseException) -> bool:
     return False
 
 
-def _store(
-    conn: Connection, post_ids: Sequence[int], rows: list[tuple[int, int, int, float, str]], everything: bool
-) -> None:
+def _store(conn: Connection, post_ids: Sequence[int], rows: list[tuple[int, int, int, float, str]]) -> None:
     """Write these posts' similar posts and clear their marks.
 
-    Only the marks the plan set (1) are cleared: a post a write changed since (2) keeps its mark
-    for that write's refresh. A refresh of everything left the changed posts' marks at 2 (a
-    first import's: rewriting every post row costs) and clears them all.
+    Only the marks the plan took on (1) are cleared: a post a write changed since (2) keeps its
+    mark for that write's refresh.
     """
-    planned = post_t.c.similar_state > 0 if everything else post_t.c.similar_state == 1
     for part in chunks(list(post_ids)):
         conn.execute(delete(similar_t).where(similar_t.c.post_id.in_(part)))
-        conn.execute(update(post_t).where(post_t.c.id.in_(part), planned).values(similar_state=0))
+    pending.clear(conn, post_ids, pending_t.c.state == pending.NEIGHBOUR)
     insert_many(conn, similar_t, _COLUMNS, rows)
     # These posts' pages show new similar posts: cached copies must go.
     purge.record(conn, post_ids, lists=False)
@@ -209,9 +210,9 @@ async def refresh_similar(engine: AsyncEngine) -> int:
                     log.info("similar posts: a write met the plan; planning again")
             if planned is None:
                 return 0
-            index, todo, everything = planned
+            index, todo, _ = planned
             pool = pools[0] if pools and len(todo) >= PARALLEL_FROM else None
-            await _recompute(engine, index, todo, everything, pool)
+            await _recompute(engine, index, todo, pool)
     finally:
         for started in pools:
             started.shutdown(wait=True, cancel_futures=True)
@@ -237,17 +238,15 @@ async def _plan_in_one_snapshot(
         else:
             conn = await conn.execution_options(isolation_level="REPEATABLE READ")
         async with conn.begin():
-            pending = await conn.scalar(select(func.count()).where(post_t.c.similar_state > 0))
-            if not pending:
+            waiting = await conn.scalar(pending.COUNT)
+            if not waiting:
                 return None
-            if not pools and pending >= PARALLEL_FROM and workers_can_start():
+            if not pools and waiting >= PARALLEL_FROM and workers_can_start():
                 pools.append(_start_pool())  # its processes start while the plan is made
             return await conn.run_sync(_plan)
 
 
-async def _recompute(
-    engine: AsyncEngine, index: TermIndex, todo: list[int], everything: bool, pool: ProcessPoolExecutor | None
-) -> None:
+async def _recompute(engine: AsyncEngine, index: TermIndex, todo: list[int], pool: ProcessPoolExecutor | None) -> None:
     """Compute and store the similar posts of ``todo``, a part at a time.
 
     With a pool, the parts are computed in its processes while this one writes them.
@@ -282,7 +281,7 @@ async def _recompute(
                     async with conn.begin():
                         if bulk:
                             await conn.run_sync(tune_for_bulk)
-                        await conn.run_sync(_store, chunk, rows, everything)
+                        await conn.run_sync(_store, chunk, rows)
     finally:
         for future in computing:
             future.cancel()
@@ -326,5 +325,7 @@ def expected_weight(n: int, df: int) -> float:
 async def rebuild_similar(engine: AsyncEngine) -> int:
     """Recompute every post's similar posts with the current weights."""
     async with engine.begin() as conn:
-        await conn.execute(update(post_t).values(similar_state=1))
+        await conn.execute(
+            insert(pending_t).from_select(["post_id", "state"], select(post_t.c.id, literal(pending.NEIGHBOUR)))
+        )
     return await refresh_similar(engine)

@@ -154,7 +154,7 @@ async def refreshed(stack: Stack, seconds: float = 20.0) -> None:
     conn = await asyncpg.connect(stack.direct, timeout=10)
     try:
         deadline = time.monotonic() + seconds
-        while await conn.fetchval("SELECT count(*) FROM post WHERE similar_state > 0"):
+        while await conn.fetchval("SELECT count(*) FROM similar_pending"):
             assert time.monotonic() < deadline, f"similar posts not refreshed within {seconds}s"
             await asyncio.sleep(0.05)
     finally:
@@ -289,7 +289,7 @@ def test_refreshes_of_three_processes_take_turns_on_two_server_sessions(stack: S
             done = []
             for _ in range(5):
                 await refreshed(stack)
-                await conn.execute("UPDATE post SET similar_state = 1")
+                await conn.execute("INSERT INTO similar_pending (post_id, state) SELECT id, 1 FROM post")
                 # Within the refreshes' time, well before PgBouncer's query_wait_timeout would end a wait.
                 counts = await asyncio.wait_for(asyncio.gather(*(refresh_similar(e) for e in engines)), 15)
                 assert sorted(counts) == [0, 0, posts], counts

@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx2
 import pytest
-from sqlalchemy import update
 
 import models
 from documents import parse, render, slug_for
 from models import Post, table
 from server.app import create_app
 from server.settings import Settings
+from store import pending
 from store.refresher import SimilarRefresher
 from tests.editing import SEED_DOCUMENT, create_token, headers_for, import_folder, small_corpus
 
@@ -113,7 +113,7 @@ def test_marks_nobody_announced_are_refreshed_by_the_sweep(store: tuple[str, str
             await refresher.settled()
             runs = refresher.runs
             async with engine.begin() as conn:
-                await conn.execute(update(post_t).where(post_t.c.id <= 3).values(similar_state=2))
+                await conn.run_sync(lambda c: pending.mark(c, [1, 2, 3], pending.CHANGED))
             marked = await refresher.pending()
             deadline = time.perf_counter() + SHOWS_WITHIN_S
             while await refresher.pending() and time.perf_counter() < deadline:
