@@ -1,7 +1,7 @@
 """Beside PostGraphile: ``python -m bench.peers [--quick] [--count N] ...`` (``make bench-peers``).
 
 This API, the hand-written endpoint (``bench/handwritten.py``) and PostGraphile v4
-(``bench/peer.py``) on the same PostgreSQL store, measured side by side on the post
+(``bench/peer.py``, ``bench/peer_content.py``) on the same PostgreSQL store, measured side by side on the post
 page and the listing, with and without ``totalCount``.
 
 Method
@@ -17,7 +17,7 @@ Method
    of the listing, 20 cards each, each after the previous page's end cursor (each
    system's own cursors: PostGraphile's bodies are made by walking its pages). The
    listing without ``totalCount`` uses the same pages. Each system gets its own query
-   text (``bench/peer.py``); this API's are ``server/operations``' and, without the
+   text (``bench/peer_content.py``); this API's are ``server/operations``' and, without the
    total, the same listing minus that field.
 4. **Statements per request.** This API's and the hand-written endpoint's in process,
    on a read pool whose hooks record each statement (``BEGIN`` and ``ROLLBACK``
@@ -31,7 +31,7 @@ Method
    hand-written endpoint; Node.js for PostGraphile), every body is sent once to each
    and must answer 200 without errors; the hand-written answers must be byte for byte
    the API's, and each PostGraphile answer, normalised, must equal the API's
-   (``bench.peer.compare``). A difference stops the run before anything is timed.
+   (``bench.peer_content.compare``). A difference stops the run before anything is timed.
 6. **Load.** Per round (default 3), per operation, each server in turn: wrk warm-up
    (3 s) then a measured run (10 s), 8 connections on one thread, POSTing the bodies in
    turn; the order of the servers is reversed every other round. Reported per run:
@@ -55,22 +55,21 @@ import random
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import orjson
 
-from bench import load, peer, stores, workload
+from bench import load, peer, peer_content, stores, workload
+from bench.peers_results import OPERATIONS, SERVERS, Result, Run, markdown, write_results
 from bench.run import ROOT, SEED, _send_all, load_average, machine_info
 from loaders import ReadPool
 
 RESULTS = ROOT / "bench" / "results"
 VAR = ROOT / "var" / "bench"
 DATABASE = "alphanode_peers"
-OPERATIONS = ("PostPage", "Listing", "ListingWithoutTotal")
-SERVERS = ("graphql", "handwritten", "postgraphile")
 FLUSH_WAIT = 11.0  # PostgreSQL 15 flushes an idle backend's statistics within 10 s
 
 
@@ -91,78 +90,6 @@ class Config:
         return VAR / f"n{self.count}"
 
 
-@dataclass(slots=True)
-class Run:
-    operation: str
-    server: str
-    round: int
-    bodies: int
-    wrk: load.WrkResult
-    cpu_percent: float
-    memory: load.Memory
-    load_average: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "operation": self.operation,
-            "server": self.server,
-            "round": self.round,
-            "bodies": self.bodies,
-            **self.wrk.as_dict(),
-            "server_cpu_percent": self.cpu_percent,
-            "rss_mib": self.memory.rss_mib,
-            "peak_rss_mib": self.memory.hwm_mib,
-            "load_average_1m": self.load_average,
-        }
-
-
-@dataclass(slots=True)
-class Result:
-    started: str
-    command: str
-    config: dict[str, Any]
-    machine: dict[str, Any]
-    postgraphile: dict[str, Any]
-    statements: dict[str, dict[str, str]] = field(default_factory=dict)  # operation -> server -> per request
-    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    runs: list[Run] = field(default_factory=list)
-
-    def rps(self, operation: str, server: str) -> float | None:
-        found = [r.wrk.rps for r in self.runs if r.operation == operation and r.server == server]
-        return sum(found) / len(found) if found else None
-
-    def ratio(self, operation: str, server: str, baseline: str = "postgraphile") -> float | None:
-        measured, base = self.rps(operation, server), self.rps(operation, baseline)
-        return round(measured / base, 3) if measured is not None and base else None
-
-    def round_ratios(self, operation: str, server: str, baseline: str = "postgraphile") -> list[float]:
-        by_round: dict[int, dict[str, float]] = {}
-        for r in self.runs:
-            if r.operation == operation:
-                by_round.setdefault(r.round, {})[r.server] = r.wrk.rps
-        return [
-            round(pair[server] / pair[baseline], 3)
-            for _, pair in sorted(by_round.items())
-            if pair.get(baseline) and server in pair
-        ]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "started": self.started,
-            "command": self.command,
-            "config": self.config,
-            "machine": self.machine,
-            "postgraphile": self.postgraphile,
-            "statements_per_request": self.statements,
-            "checks": self.checks,
-            "runs": [r.as_dict() for r in self.runs],
-            "graphql_over_postgraphile_rps": {op: self.ratio(op, "graphql") for op in OPERATIONS},
-            "graphql_over_postgraphile_rps_by_round": {op: self.round_ratios(op, "graphql") for op in OPERATIONS},
-            "handwritten_over_postgraphile_rps": {op: self.ratio(op, "handwritten") for op in OPERATIONS},
-            "graphql_over_handwritten_rps": {op: self.ratio(op, "graphql", "handwritten") for op in OPERATIONS},
-        }
-
-
 def _say(message: str) -> None:
     print(message, flush=True)
 
@@ -172,7 +99,7 @@ def _say(message: str) -> None:
 
 def _api_body(operation: str, variables: dict[str, Any]) -> dict[str, Any]:
     if operation == "ListingWithoutTotal":
-        return {"query": peer.API_LISTING_WITHOUT_TOTAL, "variables": variables, "operationName": operation}
+        return {"query": peer_content.API_LISTING_WITHOUT_TOTAL, "variables": variables, "operationName": operation}
     return workload.body(operation, variables)
 
 
@@ -202,19 +129,19 @@ async def _api_bodies(
 
 def _postgraphile_bodies(server: load.Server, api: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
     """The same post pages, and the same listing pages walked with PostGraphile's own cursors."""
-    bodies = {"PostPage": [peer.body("PostPage", {"slug": b["variables"]["slug"]}) for b in api["PostPage"]]}
+    bodies = {"PostPage": [peer_content.body("PostPage", {"slug": b["variables"]["slug"]}) for b in api["PostPage"]]}
     listing: list[dict[str, Any]] = []
     after: str | None = None
     for _ in api["Listing"]:
-        request = peer.body("Listing", {"first": workload.LISTING_PAGE, "after": after})
+        request = peer_content.body("Listing", {"first": workload.LISTING_PAGE, "after": after})
         listing.append(request)
         status, answer = server.post(orjson.dumps(request))
-        connection = peer.data_of(answer, "PostGraphile")["allPosts"]
+        connection = peer_content.data_of(answer, "PostGraphile")["allPosts"]
         if status != 200 or not connection["pageInfo"]["hasNextPage"]:
             break
         after = connection["pageInfo"]["endCursor"]
     bodies["Listing"] = listing
-    bodies["ListingWithoutTotal"] = [peer.body("ListingWithoutTotal", b["variables"]) for b in listing]
+    bodies["ListingWithoutTotal"] = [peer_content.body("ListingWithoutTotal", b["variables"]) for b in listing]
     return bodies
 
 
@@ -292,10 +219,10 @@ def _content_check(
             )
         for request, ours, other in zip(api[operation], expected, answers, strict=True):
             try:
-                peer.compare(
+                peer_content.compare(
                     operation,
-                    peer.data_of(ours, "the API"),
-                    peer.data_of(other, "PostGraphile"),
+                    peer_content.data_of(ours, "the API"),
+                    peer_content.data_of(other, "PostGraphile"),
                     repr(orjson.loads(request)["variables"]),
                 )
             except peer.ContentMismatch as exc:
@@ -353,98 +280,6 @@ def bench(store: stores.Store, database: str, config: Config, result: Result) ->
                     payloads = theirs[operation] if name == "postgraphile" else api[operation]
                     log = logs / f"{name}-{operation}-{round_}.txt"
                     result.runs.append(_measure(servers[name], name, operation, payloads, config, log, round_))
-
-
-# -- report --------------------------------------------------------------------------
-
-
-def _ratio(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
-
-
-def _rounds(values: list[float]) -> str:
-    return f" (rounds: {', '.join(f'{v:.2f}' for v in values)})" if len(values) > 1 else ""
-
-
-def markdown(result: Result) -> str:
-    c, m = result.config, result.machine
-    pkgs = m["packages"]
-    lines = [f"# alphanode beside PostGraphile, {result.started[:10]}", ""]
-    if c["quick"]:
-        lines += ["> **Smoke run (`--quick`)**: a small store and short runs. Not a measurement.", ""]
-    lines += [
-        f"- **Command**: `{result.command}` (started {result.started})",
-        f"- **Machine**: {m['nproc']} CPUs ({m['cpu_model']}), {m['ram_gib']} GiB RAM, Linux {m['kernel']}; "
-        f"load average {m['load_average_at_start']} at the start",
-        f"- **Software**: PostgreSQL {m['postgresql']}; Python {m['python']}, uvicorn {pkgs['uvicorn']} "
-        f"({m['uvicorn_loop']}, {m['uvicorn_http']}), Strawberry {pkgs['strawberry-graphql']}, asyncpg "
-        f"{pkgs['asyncpg']}; PostGraphile {result.postgraphile['version']} on Node.js "
-        f"{result.postgraphile['node']} (`{' '.join(result.postgraphile['options'])}`); {m['wrk']}",
-        f"- **Store**: {c['count']:,} synthesized posts (seed {SEED}) in one PostgreSQL database",
-        f"- **Load**: wrk, {c['threads']} thread, {c['connections']} connections, {c['warmup']:g} s warm-up then "
-        f"{c['seconds']:g} s measured per row, {c['rounds']} rounds alternating the servers' order; one process "
-        "per server",
-        "",
-        "| operation | server | round | bodies | req/s | p50 ms | p99 ms | SQL statements/request | server CPU | "
-        "RSS MiB | errors |",
-        "| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
-    ]
-    for operation in OPERATIONS:
-        for r in sorted((r for r in result.runs if r.operation == operation), key=lambda r: (r.server, r.round)):
-            lines.append(
-                f"| {r.operation} | {r.server} | {r.round} | {r.bodies} | {r.wrk.rps:,.1f} | {r.wrk.p50_ms:.2f} | "
-                f"{r.wrk.p99_ms:.2f} | {result.statements[operation][r.server]} | {r.cpu_percent:.0f}% | "
-                f"{r.memory.rss_mib:.0f} | {r.wrk.errors} |"
-            )
-    lines += [
-        "",
-        "Servers: `graphql` this API (response cache off), `handwritten` the same SQL without GraphQL, "
-        "`postgraphile` PostGraphile v4. Statements: in process for this API and the hand-written endpoint "
-        "(`BEGIN` and `ROLLBACK` included), from PostGraphile's own statement log for PostGraphile.",
-        "",
-        "**This API's req/s / PostGraphile's** (the headline; mean req/s of the rounds, each round's own ratio "
-        "after it):",
-        "",
-    ]
-    for operation in OPERATIONS:
-        ratio = result.ratio(operation, "graphql")
-        text = (
-            "not measured" if ratio is None else f"**{ratio:.2f}**{_rounds(result.round_ratios(operation, 'graphql'))}"
-        )
-        lines.append(f"- {operation}: {text}")
-    lines += ["", "**Hand-written / PostGraphile** and **this API / hand-written**:", ""]
-    for operation in OPERATIONS:
-        hand, api = result.ratio(operation, "handwritten"), result.ratio(operation, "graphql", "handwritten")
-        lines.append(f"- {operation}: {_ratio(hand)} and {_ratio(api)}")
-    lines += ["", "**Checks** (before anything was timed):", ""]
-    for operation in OPERATIONS:
-        check = result.checks.get(operation)
-        if check:
-            lines.append(
-                f"- {operation}: {check['compared']} PostGraphile answers with the API's content "
-                f"(normalised, `bench.peer.compare`); {check['handwritten_identical_bytes']} hand-written answers "
-                "byte for byte the API's"
-            )
-    tx = result.checks.get("postgraphile_transactions")
-    if tx:
-        lines.append(
-            f"- PostgreSQL counted {tx['transactions']} transactions in the database over {tx['requests']} "
-            "PostGraphile requests (`pg_stat_database`)"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def write_results(result: Result, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    base = f"{result.started[:10]}-peers{'-quick' if result.config['quick'] else ''}"
-    stem, n = base, 1
-    while (folder / f"{stem}.md").exists() or (folder / f"{stem}.json").exists():
-        n += 1
-        stem = f"{base}-{n}"
-    (folder / f"{stem}.json").write_bytes(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
-    path = folder / f"{stem}.md"
-    path.write_text(markdown(result), encoding="utf-8")
-    return path
 
 
 # -- main ----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from graphql import parse, print_ast, validate
 
-from bench import handwritten, peer
+from bench import handwritten, peer, peer_content
 from graph.schema import schema
 
 
@@ -88,7 +88,7 @@ def _block(kind: str, text: str | None = None, image: int | None = None, gap: in
 
 
 def postgraphile_post() -> dict[str, Any]:
-    """The same post's ``data`` from PostGraphile (``bench.peer.POST_PAGE``)."""
+    """The same post's ``data`` from PostGraphile (``bench.peer_content.POST_PAGE``)."""
     return {
         "postBySlug": {
             "sourceId": "alphanode-42-000007",
@@ -210,21 +210,22 @@ def postgraphile_listing(total: bool = True) -> dict[str, Any]:
 
 
 def test_the_same_post_page_passes() -> None:
-    peer.compare("PostPage", api_post(), postgraphile_post())
-    assert peer.normalize_api("PostPage", api_post()) == peer.normalize_postgraphile("PostPage", postgraphile_post())
+    peer_content.compare("PostPage", api_post(), postgraphile_post())
+    ours = peer_content.normalize_api("PostPage", api_post())
+    assert ours == peer_content.normalize_postgraphile("PostPage", postgraphile_post())
 
 
 def test_the_normalised_post_is_the_apis_own_shape_with_the_source_id() -> None:
-    shape = peer.normalize_postgraphile("PostPage", postgraphile_post())
+    shape = peer_content.normalize_postgraphile("PostPage", postgraphile_post())
     expected = api_post()["post"]
     assert shape["id"] == "alphanode-42-000007"
     assert {k: v for k, v in shape.items() if k != "id"} == {k: v for k, v in expected.items() if k != "id"}
 
 
 def test_a_missing_post_is_none_on_both_sides() -> None:
-    peer.compare("PostPage", {"post": None}, {"postBySlug": None})
+    peer_content.compare("PostPage", {"post": None}, {"postBySlug": None})
     with pytest.raises(peer.ContentMismatch):
-        peer.compare("PostPage", {"post": None}, postgraphile_post())
+        peer_content.compare("PostPage", {"post": None}, postgraphile_post())
 
 
 def _change(data: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]:
@@ -260,7 +261,7 @@ def _change(data: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]
 )
 def test_any_changed_post_value_stops_the_check(path: list[Any], value: Any) -> None:
     with pytest.raises(peer.ContentMismatch) as caught:
-        peer.compare("PostPage", api_post(), _change(postgraphile_post(), path, value), "slug a-post")
+        peer_content.compare("PostPage", api_post(), _change(postgraphile_post(), path, value), "slug a-post")
     assert "slug a-post" in str(caught.value)
 
 
@@ -268,22 +269,22 @@ def test_a_whole_score_written_as_an_integer_is_the_same_float() -> None:
     ours, theirs = api_post(), postgraphile_post()
     ours["post"]["similarPosts"][0]["score"] = 1.0
     theirs["postBySlug"]["similar"][0]["score"] = 1  # how Node.js writes the double 1.0
-    peer.compare("PostPage", ours, theirs)
+    peer_content.compare("PostPage", ours, theirs)
     theirs["postBySlug"]["similar"][0]["score"] = 2
     with pytest.raises(peer.ContentMismatch, match="score"):
-        peer.compare("PostPage", ours, theirs)
+        peer_content.compare("PostPage", ours, theirs)
 
 
 def test_similar_posts_in_another_order_stop_the_check() -> None:
     theirs = postgraphile_post()
     theirs["postBySlug"]["similar"].reverse()
     with pytest.raises(peer.ContentMismatch, match="similarPosts"):
-        peer.compare("PostPage", api_post(), theirs)
+        peer_content.compare("PostPage", api_post(), theirs)
 
 
 def test_the_same_listing_passes_whatever_the_cursors() -> None:
-    peer.compare("Listing", api_listing(), postgraphile_listing())
-    peer.compare("ListingWithoutTotal", api_listing(total=False), postgraphile_listing(total=False))
+    peer_content.compare("Listing", api_listing(), postgraphile_listing())
+    peer_content.compare("ListingWithoutTotal", api_listing(total=False), postgraphile_listing(total=False))
 
 
 @pytest.mark.parametrize(
@@ -299,41 +300,41 @@ def test_the_same_listing_passes_whatever_the_cursors() -> None:
 )
 def test_any_changed_card_stops_the_check(path: list[Any], value: Any) -> None:
     with pytest.raises(peer.ContentMismatch):
-        peer.compare("Listing", api_listing(), _change(postgraphile_listing(), path, value))
+        peer_content.compare("Listing", api_listing(), _change(postgraphile_listing(), path, value))
 
 
 def test_cards_in_another_order_or_a_missing_total_stop_the_check() -> None:
     theirs = postgraphile_listing()
     theirs["allPosts"]["edges"].reverse()
     with pytest.raises(peer.ContentMismatch, match="cards"):
-        peer.compare("Listing", api_listing(), theirs)
+        peer_content.compare("Listing", api_listing(), theirs)
     with pytest.raises(peer.ContentMismatch, match="totalCount"):
-        peer.compare("Listing", api_listing(), postgraphile_listing(total=False))
+        peer_content.compare("Listing", api_listing(), postgraphile_listing(total=False))
 
 
 def test_differences_names_each_path_and_both_values() -> None:
-    found = peer.differences({"a": [1, 2], "b": "x"}, {"a": [1, 3, 4], "c": "x"})
+    found = peer_content.differences({"a": [1, 2], "b": "x"}, {"a": [1, 3, 4], "c": "x"})
     assert "data.a: 2 items in the API, 3 in PostGraphile" in found
     assert "data.a[1]: the API 2, PostGraphile 3" in found
     assert "data.b: only in the API" in found
     assert "data.c: only in PostGraphile" in found
-    assert peer.differences(1, 1.0) == ["data: the API 1, PostGraphile 1.0"]  # types are compared too
+    assert peer_content.differences(1, 1.0) == ["data: the API 1, PostGraphile 1.0"]  # types are compared too
 
 
 def test_source_id_reads_the_apis_global_id() -> None:
-    assert peer.source_id(_gid("alphanode-42-000001")) == "alphanode-42-000001"
+    assert peer_content.source_id(_gid("alphanode-42-000001")) == "alphanode-42-000001"
     entity = base64.urlsafe_b64encode(b"Entity:kafka").decode().rstrip("=")
     with pytest.raises(peer.ContentMismatch):
-        peer.source_id(entity)
+        peer_content.source_id(entity)
 
 
 def test_the_peer_queries_parse_and_the_apis_listing_without_total_is_valid() -> None:
-    for text in peer.QUERIES.values():
+    for text in peer_content.QUERIES.values():
         parse(text)
-    assert "totalCount" not in peer.LISTING_WITHOUT_TOTAL and "totalCount" in peer.LISTING
-    document = parse(peer.API_LISTING_WITHOUT_TOTAL)
+    assert "totalCount" not in peer_content.LISTING_WITHOUT_TOTAL and "totalCount" in peer_content.LISTING
+    document = parse(peer_content.API_LISTING_WITHOUT_TOTAL)
     assert validate(schema._schema, document) == []
-    assert "totalCount" not in peer.API_LISTING_WITHOUT_TOTAL
+    assert "totalCount" not in peer_content.API_LISTING_WITHOUT_TOTAL
     listing = parse((peer.ROOT / "server" / "operations" / "listing.graphql").read_text())
     # listing.graphql, that one field apart
     assert print_ast(document).replace("ListingWithoutTotal", "Listing") == print_ast(listing).replace(
