@@ -188,12 +188,36 @@ class FactIndex:
         store cannot be read yet (no tables): the first request that needs it loads it."""
         db = RequestDb(pool)
         try:
+            if self.files is not None and self._url is not None:
+                return await self._warm_apart(db)
             return await self.at(db) is not None
         except Exception as exc:  # the driver's errors: a new or unreachable store
             log.warning("fact index not loaded at start-up: %s", exc.__class__.__name__)
             return False
         finally:
             await db.close()
+
+    async def _warm_apart(self, db: RequestDb) -> bool:
+        """With a builder process: map what the other workers published, or build it apart, without
+        holding ``db``'s transaction open meanwhile (a build takes seconds at a million posts, longer
+        than PostgreSQL lets a transaction sit idle under a request's time limit)."""
+        assert self.files is not None
+        version = await store_version(db)
+        await db.close()
+        if version is None:
+            return False
+        async with self._lock:
+            if self.current is None:
+                found = self._mapped(None, version)
+                if found is None:
+                    async with self.files.building():
+                        found = self._mapped(None, version) or await self._build_apart()
+                if found is None:  # the builder failed: this process loads and publishes the index
+                    facts = await self.load(db.pool)
+                    snapshot = await asyncio.to_thread(self.files.write, facts)
+                    found = (self.files.read(snapshot) if snapshot is not None else None) or facts
+                self.current = found
+        return True
 
     async def _advance(self, db: RequestDb, current: Facts | None, version: int) -> Facts:
         """The index at ``version`` (or later, after a full load) from ``current``."""
