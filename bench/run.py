@@ -541,11 +541,17 @@ def markdown(result: Result) -> str:
             f"{m['errors']} errors",
         ]
     if result.writes:
-        lines += ["", "**What an edit costs** (in-process, the write transaction and the similar-posts refresh):", ""]
+        lines += [
+            "",
+            "**What an edit costs** (in-process: the write transaction as a server's mutation runs it; the "
+            "similar-posts refresh, which a server runs in the background, apart):",
+            "",
+        ]
         for name, w in result.writes.items():
             lines.append(
                 f"- {name}: {w['mean_ms']} ms mean, {w['p50_ms']} ms median, {w['max_ms']} ms max over {w['edits']} "
-                f"edits; {w['statements_mean']} SQL statements ({w['statements_min']}..{w['statements_max']})"
+                f"edits; {w['statements_mean']} SQL statements ({w['statements_min']}..{w['statements_max']}); "
+                f"then the refresh {w.get('refresh_mean_ms', '–')} ms mean"
             )
     lines += ["", "**Same JSON**:", ""]
     for operation, check in result.checks.items():
