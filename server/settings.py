@@ -88,6 +88,18 @@ class Settings(BaseSettings):
         default=300, description="Cache-Control stale-while-revalidate of public GET responses, seconds"
     )
     purge_webhook: str | None = Field(default=None, description="URL that receives purged surrogate keys (a CDN)")
+    cors_origins: str | None = Field(
+        default=None,
+        description="Origins whose pages may query the API from a browser, comma-separated "
+        "(https://www.example.com,https://preview.example.com); none by default, so that a page on another "
+        "origin can read no answer. Pages of a listed origin may send the Authorization header; a page of any "
+        "other origin gets no CORS header and its browser withholds the answer",
+    )
+    cors_max_age: int = Field(
+        default=600,
+        ge=0,
+        description="Seconds a browser may keep the answer to a CORS preflight (Access-Control-Max-Age)",
+    )
     varnish_purge_urls: str | None = Field(
         default=None,
         description="Varnish servers in front of the instances, comma-separated (http://127.0.0.1:6081): after "
@@ -119,3 +131,8 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=5_000, description="Most tokens in a document")
     max_nodes: int = Field(default=5_000, description="Most nodes an operation may return (GitHub-style count)")
     request_timeout: float = Field(default=10.0, description="Longest an operation may run, seconds")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """``cors_origins`` as a list, without blanks."""
+        return [origin.strip() for origin in (self.cors_origins or "").split(",") if origin.strip()]

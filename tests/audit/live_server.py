@@ -8,6 +8,7 @@ of GraphiQL use it.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,8 @@ from tests.parts.processes import SHUTDOWN_TIMEOUT, free_port, start_server, sto
 
 
 @contextmanager
-def live_server(folder: Path) -> Iterator[str]:
+def live_server(folder: Path, settings: dict[str, str] | None = None) -> Iterator[str]:
+    """The seed document served from a new store in ``folder``, with these ``ALPHANODE_*`` settings."""
     url = f"sqlite:///{folder / 'store.db'}"
     imported = subprocess.run(
         [sys.executable, "-m", "server.cli", "import", "--quiet", "--database", url, str(SEED_DOCUMENT)],
@@ -33,7 +35,8 @@ def live_server(folder: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     log = folder / "server.log"
     with log.open("wb") as output:
-        server = start_server(port, database_url=url, output=output)
+        env = {**os.environ, **(settings or {})} if settings else None
+        server = start_server(port, database_url=url, output=output, env=env)
     try:
         health = wait_until_healthy(base, server)
         assert health.status_code == 200, log.read_text()

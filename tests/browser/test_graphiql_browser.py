@@ -11,34 +11,19 @@ Playwright does not download a browser here: it drives the system's Chromium, wh
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from graphql import build_schema
-from playwright.sync_api import Browser, Locator, Page, Request, Response, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Request, Response, Route, expect
 
 from documents import parse
 from tests.audit.live_server import live_server
+from tests.browser.conftest import TIMEOUT_MS
 from tests.conftest import OPERATIONS, ROOT, SEED_DOCUMENT
 
-CHROMIUM = Path(os.environ.get("ALPHANODE_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",  # the tests run as root
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-TIMEOUT_MS = 10_000
-# Starting Chromium is the machine's business, not GraphiQL's: on a busy 2-core machine (a CI
-# run, with PostgreSQL and the rest of the suite) it once took over 10 s.
-LAUNCH_TIMEOUT_MS = 60_000
-expect.set_options(timeout=TIMEOUT_MS)
 SEED = parse(SEED_DOCUMENT.read_bytes())
 LOCAL_SCHEMES = ("data", "blob", "about")
 
@@ -47,23 +32,6 @@ LOCAL_SCHEMES = ("data", "blob", "about")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with live_server(tmp_path_factory.mktemp("browser")) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"no Chromium at {CHROMIUM}: install Debian's with `apt-get install -y --no-install-recommends chromium` "
-            "(.ci/run does), or name one with ALPHANODE_CHROMIUM"
-        )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=LAUNCH_TIMEOUT_MS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class Tab:
