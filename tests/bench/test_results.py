@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 
 from bench.load import Memory, WrkResult
-from bench.run import RESULTS, Result, Row, write_results
+from bench.run_results import RESULTS, Result, Row, write_results
 
 
 def test_a_later_run_of_the_same_day_gets_a_name_of_its_own(tmp_path: Path) -> None:
