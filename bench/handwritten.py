@@ -124,6 +124,49 @@ def _body(block_rows: list[Row], images: dict[int, Data]) -> list[Data]:
     return body
 
 
+def _meta(post: Row, stack: list[str], tools: list[str], checklist: list[str], notes: list[str]) -> Data:
+    """PostPage's ``meta`` of a post row."""
+    return {
+        "topic": post["topic"],
+        "summary": post["summary"],
+        "aiOutline": {
+            "context": post["outline_context"],
+            "problem": post["outline_problem"],
+            "stack": post["outline_stack"],
+            "recommendedAction": post["outline_action"],
+        },
+        "aiBrief": post["ai_brief"],
+        "stack": stack,
+        "tools": tools,
+        "codeLanguage": post["code_language"],
+        "difficulty": post["difficulty"],
+        "readingTime": post["reading_time"],
+        "viewCount": post["view_count"],
+        "revision": {
+            "status": post["status"],
+            "version": post["version"],
+            "lastReviewed": _date(post["last_reviewed"]),
+        },
+        "reference": post["reference"],
+        "hash": post["meta_hash"],
+        "flags": {
+            "aiGeneratedStyle": bool(post["ai_generated_style"]),
+            "hasImages": bool(post["has_images"]),
+            "imageHeavy": bool(post["image_heavy"]),
+            "needsHumanReview": bool(post["needs_human_review"]),
+        },
+        "checklist": checklist,
+        "payload": {
+            "sourceId": post["source_id"],
+            "generator": post["generator"],
+            "paragraphs": post["paragraphs"],
+            "scenario": post["scenario"],
+            "seed": post["seed"],
+        },
+        "notes": notes,
+    }
+
+
 async def post_page(db: RequestDb, variables: dict[str, Any]) -> Data:
     """``{"post": ...}`` as PostPage returns it: the post by slug with everything the page shows."""
     slug = variables.get("slug")
@@ -151,45 +194,7 @@ async def post_page(db: RequestDb, variables: dict[str, Any]) -> Data:
             "intro": post["intro"],
             "body": _body(block_rows, images),
             "images": [_image(row) for row in image_rows],
-            "meta": {
-                "topic": post["topic"],
-                "summary": post["summary"],
-                "aiOutline": {
-                    "context": post["outline_context"],
-                    "problem": post["outline_problem"],
-                    "stack": post["outline_stack"],
-                    "recommendedAction": post["outline_action"],
-                },
-                "aiBrief": post["ai_brief"],
-                "stack": stack,
-                "tools": tools,
-                "codeLanguage": post["code_language"],
-                "difficulty": post["difficulty"],
-                "readingTime": post["reading_time"],
-                "viewCount": post["view_count"],
-                "revision": {
-                    "status": post["status"],
-                    "version": post["version"],
-                    "lastReviewed": _date(post["last_reviewed"]),
-                },
-                "reference": post["reference"],
-                "hash": post["meta_hash"],
-                "flags": {
-                    "aiGeneratedStyle": bool(post["ai_generated_style"]),
-                    "hasImages": bool(post["has_images"]),
-                    "imageHeavy": bool(post["image_heavy"]),
-                    "needsHumanReview": bool(post["needs_human_review"]),
-                },
-                "checklist": checklist,
-                "payload": {
-                    "sourceId": post["source_id"],
-                    "generator": post["generator"],
-                    "paragraphs": post["paragraphs"],
-                    "scenario": post["scenario"],
-                    "seed": post["seed"],
-                },
-                "notes": notes,
-            },
+            "meta": _meta(post, stack, tools, checklist, notes),
             "scores": {
                 "quality": post["quality"],
                 "freshness": post["freshness"],
