@@ -38,6 +38,7 @@ from sqlalchemy import Connection, text
 from server.cli import main
 from tests.conftest import ROOT
 from tests.editing import small_corpus
+from tests.factories import import_paths
 from tests.parts.processes import (
     SHUTDOWN_TIMEOUT,
     free_port,
@@ -46,14 +47,13 @@ from tests.parts.processes import (
     wait_until_healthy,
     worker_pids,
 )
-from tests.server.test_caching import (
+from tests.server.caching import (
     CONTENT_HASH,
     PURGE_DEADLINE,
     SEED_REFERENCE,
     UPDATE_TITLE,
     bearer,
     create_editor,
-    import_paths,
     on_store,
     page,
     post,
