@@ -19,7 +19,7 @@ from loaders import ReadPool
 from server.app import create_app
 from server.collector import THRESHOLDS
 from server.settings import Settings
-from tests.server.test_caching import import_paths
+from tests.factories import import_paths
 
 SIZES = workload.Sizes(
     post_page=12, listing_pages=4, filtered_listing=4, search=4, facets=2, entity_page=2, sample_posts=40

@@ -23,7 +23,8 @@ from starlette.testclient import TestClient
 from server.app import create_app
 from server.settings import Settings
 from tests.conftest import OPERATIONS
-from tests.server.test_caching import SEED, SEED_SLUG, import_paths
+from tests.factories import import_paths
+from tests.server.caching import SEED, SEED_SLUG
 
 POST_PAGE = (OPERATIONS / "post-page.graphql").read_text(encoding="utf-8")
 LISTING = (OPERATIONS / "listing.graphql").read_text(encoding="utf-8")

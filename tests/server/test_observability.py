@@ -26,7 +26,8 @@ from starlette.testclient import TestClient
 from server.app import create_app
 from server.collector import THRESHOLDS as GC_THRESHOLDS
 from server.settings import Settings
-from tests.server.test_caching import (
+from tests.factories import import_paths
+from tests.server.caching import (
     POST_PAGE,
     SEED,
     SEED_SLUG,
@@ -34,7 +35,6 @@ from tests.server.test_caching import (
     bearer,
     cache_of,
     create_editor,
-    import_paths,
     statements_of,
     timing,
 )

@@ -34,13 +34,13 @@ from server.caching import Entry, RedisCache
 from server.redis_link import RedisLink
 from server.services import Services
 from server.settings import Settings
+from tests.factories import import_paths
 from tests.parts.redis import RedisServer, private_redis
-from tests.server.test_caching import (
+from tests.server.caching import (
     Trio,
     cache_of,
     create_editor,
     get,
-    import_paths,
     page,
     pick_trio,
     title_of,

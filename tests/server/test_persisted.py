@@ -25,11 +25,10 @@ from starlette.testclient import TestClient
 from server.app import create_app
 from server.settings import Settings
 from tests.conftest import OPERATIONS, SEED_DOCUMENT
-from tests.server import test_caching
-from tests.server.test_caching import REDIS_URL, SEED, SEED_SLUG, cache_of, import_paths
+from tests.factories import import_paths
+from tests.server.caching import REDIS_URL, SEED, SEED_SLUG, cache_of
 
 SEED_ENTITY = SEED.meta.entities[0]
-redis_prefix = test_caching.redis_prefix  # the fixture: a Redis key prefix of the test's own
 
 
 def sha256(text: str) -> str:

@@ -31,12 +31,12 @@ from server.app import create_app
 from server.cli import main
 from server.replica import LONG_HEADER, SHORT_HEADER, WAL_PAGE, WAL_SEGMENT, record_boundary
 from server.settings import Settings
+from tests.factories import import_paths
 from tests.parts.postgres import PrivatePostgres, available, filled_template
-from tests.server.test_caching import (
+from tests.server.caching import (
     PURGE_DEADLINE,
     cache_of,
     create_editor,
-    import_paths,
     page,
     synthesized_corpus,
     title_of,

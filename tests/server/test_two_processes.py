@@ -22,14 +22,14 @@ from typing import IO
 
 import httpx2
 
+from tests.factories import import_paths
 from tests.parts.processes import SHUTDOWN_TIMEOUT, free_port, start_server, wait_until_healthy
-from tests.server.test_caching import (
+from tests.server.caching import (
     PURGE_DEADLINE,
     REDIS_URL,
     cache_of,
     create_editor,
     delete_redis_keys,
-    import_paths,
     page,
     pick_trio,
     redis_key_count,

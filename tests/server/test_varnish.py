@@ -33,15 +33,15 @@ import httpx2
 import pytest
 from sqlalchemy import text
 
+from tests.factories import import_paths
 from tests.parts import varnish as varnish_part
 from tests.parts.processes import free_port
 from tests.parts.varnish import VCL, PrivateVarnish
-from tests.server.test_caching import (
+from tests.server.caching import (
     PURGE_DEADLINE,
     Trio,
     bearer,
     create_editor,
-    import_paths,
     on_store,
     page,
     pick_trio,
