@@ -14,158 +14,106 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx2
 import orjson
 import pytest
 
-from documents import parse, slug_for
 from documents.synth import write
 from server.app import create_app
 from server.settings import Settings
-from tests.conftest import OPERATIONS, ROOT
-from tests.editing import create_token, export_all, import_folder, post_id, revision_rows, small_corpus
-from tests.parts.postgres import PrivatePostgres, available, filled_template
+from tests.editing import import_folder
+from tests.parts.postgres import PrivatePostgres
 from tests.parts.processes import SHUTDOWN_TIMEOUT, free_port, start_server, stop_process, wait_until_healthy
 from tests.parts.proxy import Proxy
-from tests.store.dump import logical_dump
+from tests.server.outage_pg import (
+    DATABASE,
+    LEAKS,
+    RECOVERY,
+    Answer,
+    Template,
+    body_for,
+    check_outage_answer,
+    open_files,
+    steady_load,
+    until,
+)
 
 pytestmark = pytest.mark.postgres
 
-DATABASE = "alphanode"
-RECOVERY = 5.0  # seconds from PostgreSQL accepting connections to the API answering 200, at most
-LEAKS = ("Traceback", "SELECT", "sqlalchemy", "asyncpg", 'File "')
-
-
-@dataclass
-class Template:
-    folder: Path
-    corpus: Path
-    token: str
-    slugs: list[str]
-    references: list[str]
-    ids: list[str]
-
-
-@pytest.fixture(scope="session")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Template]:
-    """A cluster's data folder, stopped, holding the store: 21 posts and an editor's token."""
-    reason = available()
-    if reason is not None:
-        pytest.skip(reason)
-    corpus = small_corpus(tmp_path_factory.mktemp("outage-corpus"), 20)
-
-    def fill(url: str) -> str:
-        import_folder(url, corpus)
-        return create_token(url, "editor")
-
-    with filled_template(DATABASE, fill) as (folder, token):
-        documents = [parse(path.read_bytes()) for path in sorted(corpus.glob("*.txt"))]
-        yield Template(
-            folder,
-            corpus,
-            token,
-            [slug_for(d) for d in documents],
-            [d.meta.reference for d in documents],
-            [post_id(d) for d in documents],
-        )
-
-
-@pytest.fixture
-def pg(template: Template) -> Iterator[PrivatePostgres]:
-    with PrivatePostgres.create(template.folder) as cluster:
-        yield cluster
-
-
-def operations(template: Template, n: int) -> tuple[str, dict[str, Any]]:
-    """The frontend's operations in turn, each with variables that find something."""
-    choices: list[tuple[str, dict[str, Any]]] = [
-        ("PostPage", {"slug": template.slugs[n % len(template.slugs)]}),
-        ("Listing", {"first": 5}),
-        ("Facets", {}),
-        ("Search", {"q": "python", "first": 5}),
-        ("FilteredListing", {"first": 5, "where": {"stackAny": ["python"]}}),
-    ]
-    return choices[n % len(choices)]
-
-
-QUERIES = {path.stem: path.read_text(encoding="utf-8") for path in OPERATIONS.glob("*.graphql")}
-FILES = {
-    "PostPage": "post-page",
-    "Listing": "listing",
-    "Facets": "facets",
-    "Search": "search",
-    "FilteredListing": "filtered-listing",
-}
-
-
-def body_for(template: Template, n: int) -> dict[str, Any]:
-    name, variables = operations(template, n)
-    return {"query": QUERIES[FILES[name]], "operationName": name, "variables": variables}
-
-
-def check_outage_answer(status: int, headers: Any, text: str) -> None:
-    """A 200, or the documented 503: DATABASE_UNAVAILABLE with Retry-After; never a traceback or SQL."""
-    assert status in (200, 503), (status, text)
-    if status == 503:
-        for leak in LEAKS:  # (a post may well name sqlalchemy among its tools: error bodies only)
-            assert leak not in text, text
-        assert headers.get("retry-after", "").isdigit(), dict(headers)
-        body = orjson.loads(text)
-        assert body["errors"][0]["extensions"]["code"] == "DATABASE_UNAVAILABLE", body
-    else:
-        assert '"errors"' not in text, text
-
-
-def open_files() -> int:
-    """File descriptors this process has open (sockets included)."""
-    return len(os.listdir("/proc/self/fd"))
-
-
-@dataclass
-class Answer:
-    sent: float
-    seconds: float
-    status: int
-    text: str
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-async def steady_load(
-    http: httpx2.AsyncClient, template: Template, stop: asyncio.Event, answers: list[Answer], n: int
-) -> None:
-    """One client: the frontend's operations one after another, an editor's token on every other."""
-    headers = {"Authorization": f"Bearer {template.token}"} if n % 2 else {}
-    i = n
-    while not stop.is_set():
-        sent = time.monotonic()
-        response = await http.post("/graphql", json=body_for(template, i), headers=headers)
-        answers.append(
-            Answer(sent, time.monotonic() - sent, response.status_code, response.text, dict(response.headers))
-        )
-        i += 1
-        await asyncio.sleep(0.01)
-
-
-async def until(predicate: Any, seconds: float, interval: float = 0.05) -> float:
-    """Wait for ``await predicate()`` to be true; the seconds it took. Fails past ``seconds``."""
-    started = time.monotonic()
-    while not await predicate():
-        assert time.monotonic() - started < seconds, f"not within {seconds}s"
-        await asyncio.sleep(interval)
-    return time.monotonic() - started
-
 
 # -- PostgreSQL stopped and started again, through the ASGI app ---------------------------------
+
+
+async def _stopped_under_load(http: httpx2.AsyncClient, pg: PrivatePostgres, editor: dict[str, str]) -> float:
+    """Stop PostgreSQL under the load; what the API says meanwhile. When it stopped."""
+    await asyncio.to_thread(pg.stop)
+    stopped = time.monotonic()
+    health = await http.get("/healthz")
+    assert health.status_code == 503, health.text
+    # GraphiQL's production check reads the token: the outage, not a 500.
+    page = await http.get("/graphql", headers={**editor, "Accept": "text/html"})
+    check_outage_answer(page.status_code, page.headers, page.text)
+    assert page.status_code == 503
+    metrics = await http.get("/metrics")
+    assert metrics.status_code == 200
+    await asyncio.sleep(1.5)
+    return stopped
+
+
+async def _started_again(
+    http: httpx2.AsyncClient, pg: PrivatePostgres, template: Template, editor: dict[str, str]
+) -> tuple[float, dict[str, float]]:
+    """Start PostgreSQL again, with the same data on the same port; when, and how long until the API
+    served a query and said it was healthy."""
+    await asyncio.to_thread(pg.start)
+    back = time.monotonic()
+
+    async def serves() -> bool:
+        response = await http.post("/graphql", json=body_for(template, 0), headers=editor)
+        check_outage_answer(response.status_code, response.headers, response.text)
+        return response.status_code == 200
+
+    async def healthy() -> bool:
+        return (await http.get("/healthz")).status_code == 200
+
+    return back, {"graphql": await until(serves, RECOVERY), "healthz": await until(healthy, RECOVERY)}
+
+
+async def _writes_and_the_poller_work_again(
+    http: httpx2.AsyncClient, services: Any, template: Template, editor: dict[str, str], url: str, folder: Path
+) -> float:
+    """The write engine serves a mutation, the purge-log poller still runs, and a write by another
+    process (an import) reaches this one: the poller and the fact index follow. How long the poller took."""
+    purger = services.purger
+    assert purger is not None and purger._task is not None and not purger._task.done()
+    seen = purger.last
+    changed = await http.post(
+        "/graphql",
+        json={
+            "query": "mutation M($id: ID!) { markReviewed(id: $id) { __typename } }",
+            "variables": {"id": template.ids[0]},
+        },
+        headers=editor,
+    )
+    assert changed.status_code == 200 and "PostSaved" in changed.text, changed.text
+    total = "{ posts(first: 1) { totalCount } }"
+    before = (await http.post("/graphql", json={"query": total}, headers=editor)).json()
+    write(folder, 1, seed=9_001)
+    await asyncio.to_thread(import_folder, url, folder)
+
+    async def followed() -> bool:
+        return bool(purger.last > seen + 1)
+
+    took = await until(followed, 3.0)
+    filtered = "{ posts(first: 1, where: {stackAny: []}) { totalCount } }"
+    after = await http.post("/graphql", json={"query": filtered}, headers=editor)
+    assert after.json()["data"]["posts"]["totalCount"] == before["data"]["posts"]["totalCount"] + 1
+    return took
 
 
 def test_reads_answer_503_while_postgres_is_down_and_every_pool_recovers_without_a_restart(
@@ -180,77 +128,23 @@ def test_reads_answer_503_while_postgres_is_down_and_every_pool_recovers_without
 
     async def run() -> None:
         async with app.router.lifespan_context(app):
-            services = app.state.services
             transport = httpx2.ASGITransport(app=app)
             async with httpx2.AsyncClient(transport=transport, base_url="http://test", timeout=30) as http:
                 stop = asyncio.Event()
                 clients = [asyncio.create_task(steady_load(http, template, stop, answers, n)) for n in range(6)]
                 await asyncio.sleep(0.5)
-
-                # When PostgreSQL stops under the load.
-                await asyncio.to_thread(pg.stop)
-                stopped = time.monotonic()
-                health = await http.get("/healthz")
-                assert health.status_code == 503, health.text
-                # GraphiQL's production check reads the token: the outage, not a 500.
-                page = await http.get("/graphql", headers={**editor, "Accept": "text/html"})
-                check_outage_answer(page.status_code, page.headers, page.text)
-                assert page.status_code == 503
-                metrics = await http.get("/metrics")
-                assert metrics.status_code == 200
-                await asyncio.sleep(1.5)
+                # When PostgreSQL stops under the load, and starts again.
+                stopped = await _stopped_under_load(http, pg, editor)
                 down = [a for a in answers if a.sent > stopped]
-
-                # And starts again, with the same data on the same port.
-                await asyncio.to_thread(pg.start)
-                back = time.monotonic()
-
-                async def serves() -> bool:
-                    response = await http.post("/graphql", json=body_for(template, 0), headers=editor)
-                    check_outage_answer(response.status_code, response.headers, response.text)
-                    return response.status_code == 200
-
-                async def healthy() -> bool:
-                    return (await http.get("/healthz")).status_code == 200
-
-                recovered["graphql"] = await until(serves, RECOVERY)
-                recovered["healthz"] = await until(healthy, RECOVERY)
+                back, times = await _started_again(http, pg, template, editor)
+                recovered.update(times)
                 await asyncio.sleep(0.3)
                 stop.set()
                 await asyncio.gather(*clients)
-
-                # The write engine serves a mutation; the purge-log poller still runs.
-                purger = services.purger
-                assert purger is not None and purger._task is not None and not purger._task.done()
-                seen = purger.last
-                changed = await http.post(
-                    "/graphql",
-                    json={
-                        "query": "mutation M($id: ID!) { markReviewed(id: $id) { __typename } }",
-                        "variables": {"id": template.ids[0]},
-                    },
-                    headers=editor,
+                services = app.state.services
+                recovered["purge-log"] = await _writes_and_the_poller_work_again(
+                    http, services, template, editor, url, tmp_path / "extra"
                 )
-                assert changed.status_code == 200 and "PostSaved" in changed.text, changed.text
-
-                # A write by another process (an import) reaches this one: the poller and the fact index follow.
-                before = (
-                    await http.post("/graphql", json={"query": "{ posts(first: 1) { totalCount } }"}, headers=editor)
-                ).json()
-                extra = tmp_path / "extra"
-                write(extra, 1, seed=9_001)
-                await asyncio.to_thread(import_folder, url, extra)
-
-                async def followed() -> bool:
-                    return purger.last > seen + 1
-
-                recovered["purge-log"] = await until(followed, 3.0)
-                after = await http.post(
-                    "/graphql",
-                    json={"query": "{ posts(first: 1, where: {stackAny: []}) { totalCount } }"},
-                    headers=editor,
-                )
-                assert after.json()["data"]["posts"]["totalCount"] == before["data"]["posts"]["totalCount"] + 1
                 assert back - stopped > 1.0
                 assert down, "requests were sent while PostgreSQL was down"
 
@@ -327,161 +221,6 @@ def test_uvicorn_serves_again_within_seconds_of_postgres_coming_back(
     assert "Traceback" not in text, text
     assert "INTERNAL_SERVER_ERROR" not in text
     print(f"uvicorn served again {recovery:.2f}s after PostgreSQL accepted connections")
-
-
-# -- writes in flight ---------------------------------------------------------------------------
-
-UPDATE = """mutation Update($id: ID!, $input: PostPatch!, $expectedHash: String!) {
-  result: updatePost(id: $id, input: $input, expectedHash: $expectedHash) {
-    __typename
-    ... on PostSaved { revision changed post { contentHash title } }
-    ... on Conflict { message currentHash }
-  }
-}"""
-CURRENT = "query Current($id: ID!) { post(id: $id) { id contentHash } }"
-
-
-def test_a_write_in_flight_when_postgres_stops_either_committed_or_not_and_the_caller_can_tell(
-    pg: PrivatePostgres, template: Template
-) -> None:
-    url = pg.url(DATABASE)
-    app = create_app(Settings(database_url=url, request_timeout=5, cache=False))
-    editor = {"Authorization": f"Bearer {template.token}"}
-    # What each editor was told: (reference, title sent, status, revision, content hash) for each mutation.
-    told: list[tuple[str, str, int, int | None, str | None]] = []
-
-    async def editing(http: httpx2.AsyncClient, n: int, stop: asyncio.Event) -> None:
-        reference = template.references[n]
-        edit = 0
-        current: dict[str, Any] | None = None
-        while not stop.is_set():
-            if current is None:  # read the post's hash, as a caller does after a 503
-                response = await http.post(
-                    "/graphql", json={"query": CURRENT, "variables": {"id": template.ids[n]}}, headers=editor
-                )
-                check_outage_answer(response.status_code, response.headers, response.text)
-                if response.status_code != 200:
-                    await asyncio.sleep(0.05)
-                    continue
-                current = response.json()["data"]["post"]
-            assert current is not None
-            edit += 1
-            title = f"edited during the outage number {edit} of {n}"
-            variables = {"id": current["id"], "input": {"title": title}, "expectedHash": current["contentHash"]}
-            response = await http.post("/graphql", json={"query": UPDATE, "variables": variables}, headers=editor)
-            check_outage_answer(response.status_code, response.headers, response.text)
-            if response.status_code == 200:
-                result = response.json()["data"]["result"]
-                assert result["__typename"] == "PostSaved", result
-                told.append((reference, title, 200, result["revision"], result["post"]["contentHash"]))
-                current = {"id": current["id"], "contentHash": result["post"]["contentHash"]}
-            else:
-                told.append((reference, title, 503, None, None))
-                current = None
-
-    async def run() -> None:
-        async with app.router.lifespan_context(app):
-            transport = httpx2.ASGITransport(app=app)
-            async with httpx2.AsyncClient(transport=transport, base_url="http://test", timeout=30) as http:
-                stop = asyncio.Event()
-                editors = [asyncio.create_task(editing(http, n, stop)) for n in range(4)]
-                await asyncio.sleep(0.8)
-                await asyncio.to_thread(pg.stop)
-                await asyncio.sleep(0.5)
-                await asyncio.to_thread(pg.start)
-                await asyncio.sleep(1.5)
-                stop.set()
-                await asyncio.gather(*editors)
-
-    asyncio.run(run())
-    assert any(status == 200 for _, _, status, _, _ in told)
-    exported = export_all(url)
-    for reference in {r for r, *_ in told}:
-        history = revision_rows(url, reference)
-        by_number = {row["number"]: row for row in history}
-        # Every success told is in the history, as told.
-        for ref, title, status, revision, content_hash in told:
-            if ref == reference and status == 200:
-                assert revision in by_number and by_number[revision]["content_hash"] == content_hash
-                assert title in by_number[revision]["text"]
-        # No post is half-written: what it exports is its newest revision's text.
-        assert exported[reference].decode("utf-8") == history[-1]["text"]
-    # A 503 may or may not have committed: the history tells which.
-    texts = {reference: [row["text"] for row in revision_rows(url, reference)] for reference in {r for r, *_ in told}}
-    unknown = [(ref, title) for ref, title, status, _, _ in told if status == 503]
-    committed = sum(1 for ref, title in unknown if any(title in text for text in texts[ref]))
-    saved = sum(1 for t in told if t[2] == 200)
-    print(f"mutations: {saved} saved; {len(unknown)} answered 503, of which {committed} had committed")
-
-
-# -- an import interrupted ----------------------------------------------------------------------
-
-IMPORTED = 1_500
-
-
-def _import(url: str, corpus: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHANODE_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "import", "--database", url, "--batch-size", "100", "-q", str(corpus)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
-def test_an_import_cut_short_by_the_outage_says_so_and_completes_when_run_again(
-    pg: PrivatePostgres, tmp_path: Path
-) -> None:
-    corpus = tmp_path / "corpus"
-    write(corpus, IMPORTED, seed=23)
-    pg.execute("CREATE DATABASE clean")
-    pg.execute("CREATE DATABASE interrupted")
-    clean, interrupted = pg.url("clean"), pg.url("interrupted")
-    first = _import(clean, corpus)
-    out, err = first.communicate(timeout=300)
-    assert first.returncode == 0, err.decode()
-
-    # Given an import that PostgreSQL stops under, after some batches committed.
-    process = _import(interrupted, corpus)
-
-    async def posts() -> int:
-        try:
-            conn = await asyncpg.connect(interrupted, timeout=5)
-        except (OSError, asyncpg.PostgresError):
-            return 0
-        try:
-            return int(await conn.fetchval("SELECT count(*) FROM post"))
-        except asyncpg.PostgresError:
-            return 0  # no table yet
-        finally:
-            await conn.close()
-
-    deadline = time.monotonic() + 120
-    while asyncio.run(posts()) < 300 and process.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    pg.stop()
-    out, err = process.communicate(timeout=60)
-    pg.start()
-    written = asyncio.run(posts())
-    message = err.decode()
-
-    # Then it ends with one message naming the cause, a non-zero status and no traceback, not a
-    # rejection for every document left.
-    assert 0 < written < IMPORTED, "the import must be stopped half way for this test to mean anything"
-    assert process.returncode != 0
-    assert "Traceback" not in message, message
-    assert "rejected:" not in out.decode(), out.decode()[-2000:]
-    assert "database" in message and "run the import again" in message, message
-
-    # When it runs again, it completes, and the store equals a clean import's.
-    rerun = _import(interrupted, corpus)
-    out, err = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, err.decode()
-    assert f"{IMPORTED - written} created" in out.decode()
-    assert logical_dump(interrupted) == logical_dump(clean)
-    print(f"import stopped after {written} posts: {message.strip()}")
 
 
 # -- a slow PostgreSQL ------------------------------------------------------------------------
