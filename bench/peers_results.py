@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from bench import load
 from bench.run import SEED
+from bench.run_results import write_pair
 
 OPERATIONS = ("PostPage", "Listing", "ListingWithoutTotal")
 SERVERS = ("graphql", "handwritten", "postgraphile")
@@ -168,13 +167,5 @@ def markdown(result: Result) -> str:
 
 
 def write_results(result: Result, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
     base = f"{result.started[:10]}-peers{'-quick' if result.config['quick'] else ''}"
-    stem, n = base, 1
-    while (folder / f"{stem}.md").exists() or (folder / f"{stem}.json").exists():
-        n += 1
-        stem = f"{base}-{n}"
-    (folder / f"{stem}.json").write_bytes(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
-    path = folder / f"{stem}.md"
-    path.write_text(markdown(result), encoding="utf-8")
-    return path
+    return write_pair(folder, base, result.as_dict(), markdown(result))

@@ -267,13 +267,19 @@ def _extras(result: Result) -> list[str]:
 def write_results(result: Result, quick: bool, folder: Path = RESULTS) -> Path:
     """Write the run's Markdown and JSON; a later run of the same day and dialect gets ``-2``,
     ``-3``… rather than writing over an earlier one's results."""
-    folder.mkdir(parents=True, exist_ok=True)
     base = f"{result.started[:10]}-{result.dialect}{'-quick' if quick else ''}"
+    return write_pair(folder, base, result.as_dict(), markdown(result))
+
+
+def write_pair(folder: Path, base: str, data: dict[str, Any], text: str) -> Path:
+    """``<base>.json`` and ``<base>.md`` in ``folder`` (``<base>-2``, ``-3``… when a run of that name
+    is there already); the Markdown's path."""
+    folder.mkdir(parents=True, exist_ok=True)
     stem, n = base, 1
     while (folder / f"{stem}.md").exists() or (folder / f"{stem}.json").exists():
         n += 1
         stem = f"{base}-{n}"
-    (folder / f"{stem}.json").write_bytes(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    (folder / f"{stem}.json").write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     path = folder / f"{stem}.md"
-    path.write_text(markdown(result), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
