@@ -44,7 +44,10 @@ from .postings import Text
 
 log = logging.getLogger("alphanode.facts")
 
-FORMAT = 1  # bumped when the files change shape: a folder of another format is not read
+# The files' shape: a folder of another format is not read. The number is bumped when the files
+# change otherwise; the arrays of post fields (derived from loaders.fields) are part of it, so a
+# field given an array there is never looked for in older files.
+FORMAT: list[Any] = [2, list(SCALARS), list(FLAGS), list(NUMBERS), list(LINKS)]
 KEPT = 2  # snapshots kept: the newest, and the one before it for workers still moving off it
 LOCK_POLL = 0.02  # seconds between asks for the building lock
 META = "meta.json"  # written last: a snapshot without it is not complete
