@@ -193,6 +193,14 @@ FILTERS: tuple[Filter, ...] = (
     Filter("view_count_min", int, _MIN, "At least this many views.", col(Post.view_count), bounds=NON_NEGATIVE),
     Filter("view_count_max", int, _MAX, "At most this many views.", col(Post.view_count), bounds=NON_NEGATIVE),
     Filter(
+        "reading_time_min",
+        int,
+        _MIN,
+        "Posts read in at least this many minutes (meta.readingTime).",
+        col(Post.reading_time),
+        bounds=NON_NEGATIVE,
+    ),
+    Filter(
         "reading_time_max",
         int,
         _MAX,
