@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
 from loaders import posts
+from loaders.fields import FACETS
 from loaders.posts import Selection
 
 from .context import Info
@@ -27,42 +28,29 @@ async def _facet(info: Info, selection: Selection, name: str, first: int) -> lis
     return [FacetValue(value=value, count=count, type=type_) for value, type_, count in rows]
 
 
+def _facet_field(name: str, description: str) -> Any:
+    async def resolve(self: PostFacets, info: Info) -> list[FacetValue]:
+        return await _facet(info, self.selection, name, self.first)
+
+    return strawberry.field(resolver=resolve, description=description)
+
+
+def _with_facets(cls: type) -> type:
+    """A field for each facet of ``loaders.fields``, in their order."""
+    for facet in FACETS:
+        setattr(cls, facet.name, _facet_field(facet.name, facet.description))
+    return cls
+
+
 @strawberry.type(
     description="The filter boxes beside a list of posts. Each facet counts as if its own filter were not set, "
     "so that choosing `python` in the stack box still shows how many posts each other stack has. Values come "
     "most posts first, then by value."
 )
+@_with_facets
 class PostFacets:
     selection: strawberry.Private[Selection]
     first: strawberry.Private[int]
-
-    @strawberry.field(description="Topics.")
-    async def topic(self, info: Info) -> list[FacetValue]:
-        return await _facet(info, self.selection, "topic", self.first)
-
-    @strawberry.field(description="Stack terms.")
-    async def stack(self, info: Info) -> list[FacetValue]:
-        return await _facet(info, self.selection, "stack", self.first)
-
-    @strawberry.field(description="Tools.")
-    async def tools(self, info: Info) -> list[FacetValue]:
-        return await _facet(info, self.selection, "tools", self.first)
-
-    @strawberry.field(description="Entities, with their type.")
-    async def entities(self, info: Info) -> list[FacetValue]:
-        return await _facet(info, self.selection, "entities", self.first)
-
-    @strawberry.field(description="Code languages.")
-    async def code_language(self, info: Info) -> list[FacetValue]:
-        return await _facet(info, self.selection, "code_language", self.first)
-
-    @strawberry.field(description="Difficulties.")
-    async def difficulty(self, info: Info) -> list[FacetValue]:
-        return await _facet(info, self.selection, "difficulty", self.first)
-
-    @strawberry.field(description="Revision statuses.")
-    async def status(self, info: Info) -> list[FacetValue]:
-        return await _facet(info, self.selection, "status", self.first)
 
 
 FacetFirstArg = Annotated[

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -92,7 +91,7 @@ class EntityDetail:
         where: WhereArg = None,
         order_by: OrderArg = None,
     ) -> PostConnection:
-        selection = dataclasses.replace(to_selection(where, None, info.context.viewer), entity=(self.name, self.type))
+        selection = to_selection(where, None, info.context.viewer).with_filters(entity=(self.name, self.type))
         return await post_connection(
             info.context.db, selection, to_ordering(order_by, selection), first, after, last, before
         )

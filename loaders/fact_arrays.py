@@ -23,6 +23,7 @@ import numpy as np
 import orjson
 
 from .fact_titles import TITLE_ORDER_FILE, TitleOrder, Titles, save_array
+from .fields import FLAGS, LINKS, NUMBERS, SCALARS, Compare, Filter
 from .postings import Text, json_numbers
 
 if TYPE_CHECKING:
@@ -30,15 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("alphanode.facts")
 
-SCALARS = ("topic", "code_language", "difficulty", "status")
-FLAGS = ("ai_generated_style", "has_images", "image_heavy", "needs_human_review")
-NUMBERS = ("view_count", "quality", "freshness", "depth", "clarity", "reading_time")
-# Facet or filter -> (link table, its vocabulary column, the vocabulary table).
-LINKS = {
-    "stack": ("post_stack", "term_id", "stack_term"),
-    "tools": ("post_tool", "tool_id", "tool"),
-    "entities": ("post_entity", "entity_id", "entity"),
-}
 # (sort key, post id) packed into one int64: key * ID_SPACE + id. Keys (scores, view counts
 # within GraphQL's Int, day numbers, title ranks) and post ids below ID_SPACE - 1 fit.
 ID_SPACE = 2**31
@@ -198,47 +190,40 @@ class Facts:
 
     def mask(self, selection: Selection, matches: np.ndarray | None) -> np.ndarray:
         """The public posts the selection holds, as a boolean array by post id."""
-        s = selection
         mask = self.present.copy()
-        for f in SCALARS:
-            value = getattr(s, f)
-            if value is not None:
-                try:
-                    code = self.values[f].index(value)
-                except ValueError:
-                    return np.zeros(self.size, dtype=bool)
-                mask &= self.codes[f] == code
-        for f in FLAGS:
-            value = getattr(s, f)
-            if value is not None:
-                mask &= self.flags[f] == value
-        for f in ("quality", "freshness", "depth", "clarity"):
-            value = getattr(s, f"min_{f}")
-            if value is not None:
-                mask &= self.numbers[f] >= value
-        if s.view_count_min is not None:
-            mask &= self.numbers["view_count"] >= s.view_count_min
-        if s.view_count_max is not None:
-            mask &= self.numbers["view_count"] <= s.view_count_max
-        if s.reading_time_max is not None:
-            mask &= self.numbers["reading_time"] <= s.reading_time_max
-        # Posts never reviewed match no review-date filter (NULL in SQL).
-        reviewed = self.numbers["last_reviewed"]
-        if s.reviewed_after is not None:
-            mask &= (reviewed >= s.reviewed_after.toordinal()) & (reviewed != NO_DATE)
-        if s.reviewed_before is not None:
-            mask &= (reviewed <= s.reviewed_before.toordinal()) & (reviewed != NO_DATE)
-        if s.stack_any is not None:
-            mask &= self._linked("stack", s.stack_any, every=False)
-        if s.tools_all is not None:
-            mask &= self._linked("tools", tuple(dict.fromkeys(s.tools_all)), every=True)
-        if s.entity is not None:
-            mask &= self._linked("entities", (s.entity,), every=False)
+        for f, value in selection.set_filters():
+            mask &= self._filter_mask(f, value)
         if matches is not None:
             matched = np.zeros(self.size, dtype=bool)
             matched[matches[matches < self.size]] = True
             mask &= matched
         return mask
+
+    def _filter_mask(self, f: Filter, value: Any) -> np.ndarray:
+        """The posts one filter of ``loaders.fields`` holds (those of the SQL condition it makes)."""
+        if f.link is not None:
+            terms = (value,) if f.compare is Compare.ENTITY else tuple(dict.fromkeys(value))
+            return self._linked(f.link.facet, terms, every=f.compare is Compare.ALL_OF)
+        if f.type is str:
+            values = self.values[f.array]
+            if value not in values:
+                return np.zeros(self.size, dtype=bool)
+            held: np.ndarray = self.codes[f.array] == values.index(value)
+            return held
+        if f.type is bool:
+            flagged: np.ndarray = self.flags[f.array] == value
+            return flagged
+        numbers = self.numbers[f.array]
+        number = value.toordinal() if isinstance(value, dt.date) else value
+        if f.compare is Compare.AT_LEAST:
+            out: np.ndarray = numbers >= number
+        elif f.compare is Compare.AT_MOST:
+            out = numbers <= number
+        else:
+            out = numbers == number
+        if f.type is dt.date:
+            out &= numbers != NO_DATE  # posts never reviewed match no date filter (NULL in SQL)
+        return out
 
     def _linked(self, facet: str, terms: Sequence[Any], *, every: bool) -> np.ndarray:
         """Posts linked to any (or every) of these terms."""

@@ -45,6 +45,9 @@ from .postings import Text
 log = logging.getLogger("alphanode.facts")
 
 FORMAT = 1  # bumped when the files change shape: a folder of another format is not read
+# The arrays of post fields (derived from loaders.fields): a folder made with others is not read
+# either, so a field given an array there is never looked for in older files.
+FIELDS = [list(SCALARS), list(FLAGS), list(NUMBERS), list(LINKS)]
 KEPT = 2  # snapshots kept: the newest, and the one before it for workers still moving off it
 LOCK_POLL = 0.02  # seconds between asks for the building lock
 META = "meta.json"  # written last: a snapshot without it is not complete
@@ -142,7 +145,8 @@ class FactFiles:
 
 def _of_this_format(folder: Path) -> bool:
     try:
-        return bool(orjson.loads((folder / META).read_bytes())["format"] == FORMAT)
+        meta = orjson.loads((folder / META).read_bytes())
+        return bool(meta["format"] == FORMAT and meta["fields"] == FIELDS)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -182,6 +186,7 @@ def _write(facts: Facts, folder: Path) -> None:
         save_array(folder / TITLE_ORDER_FILE, facts.title_order_made.order)
     meta: dict[str, Any] = {
         "format": FORMAT,
+        "fields": FIELDS,
         "version": facts.version,
         "values": facts.values,
         "terms": {facet: [[i, t] for i, t in facts.terms[facet].items()] for facet in LINKS},
@@ -193,7 +198,7 @@ def _write(facts: Facts, folder: Path) -> None:
 def _read(snapshot: Snapshot, postings: PostingFiles) -> Facts:
     folder = snapshot.path
     meta = orjson.loads((folder / META).read_bytes())
-    if meta["format"] != FORMAT or meta["version"] != snapshot.version:
+    if meta["format"] != FORMAT or meta.get("fields") != FIELDS or meta["version"] != snapshot.version:
         raise ValueError(f"format {meta['format']}, version {meta['version']}")
 
     def load(name: str) -> np.ndarray:

@@ -23,6 +23,7 @@ from .aggregates import cached
 from .batch import POST_COLUMNS, post_columns
 from .db import RequestDb, Row
 from .facts import Facts, json_array, json_ints, kept_matches, remember_matches
+from .fields import FILTERS, NO_DATE, Filter
 from .post_sql import (
     NOT_ARCHIVED,
     Query,
@@ -36,7 +37,7 @@ from .post_sql import (
     where_clause,
     where_conditions,
 )
-from .selection import NO_DATE, STOP_WORDS, Ordering, SearchTerms, Selection
+from .selection import STOP_WORDS, Ordering, SearchTerms, Selection
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,16 +388,17 @@ async def count(db: RequestDb, selection: Selection) -> int:
 
 FACET_LIMIT = 100
 
-# Facet: (value, link table, join to the vocabulary, type column); scalars have no link table.
-_FACET_SOURCES = {
-    "topic": ("post.topic", "", "", ""),
-    "code_language": ("post.code_language", "", "", ""),
-    "difficulty": ("post.difficulty", "", "", ""),
-    "status": ("post.status", "", "", ""),
-    "stack": ("t.name", "post_stack", "JOIN stack_term t ON t.id = l.term_id", ""),
-    "tools": ("t.name", "post_tool", "JOIN tool t ON t.id = l.tool_id", ""),
-    "entities": ("e.name", "post_entity", "JOIN entity e ON e.id = l.entity_id", "e.type"),
-}
+
+def _facet_source(f: Filter) -> tuple[str, str, str, str]:
+    """A facet's value, link table, join to the vocabulary and type column; a column has no link table."""
+    if f.link is None:
+        return f"post.{f.array}", "", "", ""
+    link = f.link
+    vocabulary = f"JOIN {link.vocabulary.name} t ON t.id = l.{link.key}"
+    return "t.name", link.table.name, vocabulary, "t.type" if link.typed else ""
+
+
+_FACET_SOURCES = {f.facet.name: _facet_source(f) for f in FILTERS if f.facet is not None}
 
 
 async def facet(db: RequestDb, selection: Selection, name: str, limit: int) -> list[tuple[str, str | None, int]]:

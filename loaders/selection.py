@@ -3,7 +3,6 @@ which order (an :class:`Ordering`), with the search's words and phrases as the d
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import re
 from dataclasses import asdict, dataclass, replace
@@ -11,9 +10,10 @@ from typing import Any
 
 import orjson
 
+from .fields import FACET_FILTER, FILTER_BY_NAME, FILTERS, ORDERS, Filter
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 _PHRASE_OR_WORD = re.compile(r'"([^"]*)"|([^\s"]+)')
-NO_DATE = "0001-01-01"  # where posts never reviewed sort by last review
 
 
 # PostgreSQL's english stop words (tsearch_data/english.stop). Both databases leave
@@ -63,56 +63,65 @@ class SearchTerms:
         return " ".join(parts)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Selection:
-    """Which posts: every field that is not None narrows the set."""
+    """Which posts: filters (the fields of ``loaders.fields.FILTERS``, by name), a search, and
+    whether archived posts instead of public ones.
 
-    topic: str | None = None
-    stack_any: tuple[str, ...] | None = None
-    tools_all: tuple[str, ...] | None = None
-    entity: tuple[str, str] | None = None
-    code_language: str | None = None
-    difficulty: str | None = None
-    status: str | None = None
-    ai_generated_style: bool | None = None
-    has_images: bool | None = None
-    image_heavy: bool | None = None
-    needs_human_review: bool | None = None
-    min_quality: int | None = None
-    min_freshness: int | None = None
-    min_depth: int | None = None
-    min_clarity: int | None = None
-    view_count_min: int | None = None
-    view_count_max: int | None = None
-    reading_time_max: int | None = None
-    reviewed_after: dt.date | None = None
-    reviewed_before: dt.date | None = None
-    search: SearchTerms | None = None
-    archived: bool = False  # True: archived posts only (editors); readers always get False
+    Made with the filters as keywords (``Selection(topic="x", min_quality=80)``); a filter that
+    is None does not narrow the set and is not kept. A filter reads as an attribute
+    (``selection.topic``, None when unset).
+    """
+
+    filters: tuple[tuple[str, Any], ...]  # (name, value) of the set filters, in FILTERS' order
+    search: SearchTerms | None
+    archived: bool  # True: archived posts only (editors); readers always get False
+
+    def __init__(
+        self,
+        filters: tuple[tuple[str, Any], ...] = (),
+        search: SearchTerms | None = None,
+        archived: bool = False,
+        **named: Any,
+    ) -> None:
+        given = dict(filters)
+        given.update(named)
+        unknown = given.keys() - FILTER_BY_NAME.keys()
+        if unknown:
+            raise TypeError(f"Selection has no filter {', '.join(sorted(unknown))}")
+        kept = tuple((f.name, given[f.name]) for f in FILTERS if given.get(f.name) is not None)
+        object.__setattr__(self, "filters", kept)
+        object.__setattr__(self, "search", search)
+        object.__setattr__(self, "archived", archived)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in FILTER_BY_NAME:
+            return dict(self.filters).get(name)
+        raise AttributeError(name)
+
+    def set_filters(self) -> list[tuple[Filter, Any]]:
+        """The filters that are set, with their values, in FILTERS' order."""
+        return [(FILTER_BY_NAME[name], value) for name, value in self.filters]
+
+    def with_filters(self, **filters: Any) -> Selection:
+        """The same selection with these filters set (or, None, cleared)."""
+        return replace(self, **filters)
 
     def without(self, facet: str) -> Selection:
         """The same selection without the facet's own filter (facets count as if it were not chosen)."""
-        field = _FACET_FILTER[facet]
-        cleared: dict[str, Any] = {field: None}
+        cleared: dict[str, Any] = {FACET_FILTER[facet]: None}
         return replace(self, **cleared)
 
     def fingerprint(self) -> str:
-        data = asdict(self)
+        data: dict[str, Any] = dict.fromkeys(FILTER_BY_NAME)
+        data.update(self.filters)
+        data["search"] = asdict(self.search) if self.search is not None else None
+        data["archived"] = self.archived
         return hashlib.blake2b(orjson.dumps(data, default=str, option=orjson.OPT_SORT_KEYS), digest_size=6).hexdigest()
 
 
 # Sort keys: SQL expression and the Python type of its value in a cursor.
-SORT_KEYS: dict[str, tuple[str, type]] = {
-    "newest": ("post.id", int),
-    "view_count": ("post.view_count", int),
-    "quality": ("post.quality", int),
-    "freshness": ("post.freshness", int),
-    "depth": ("post.depth", int),
-    "clarity": ("post.clarity", int),
-    "last_reviewed": (f"COALESCE(post.last_reviewed, '{NO_DATE}')", str),
-    "title": ('post.title COLLATE "C"', str),  # by code point on both databases (see loaders.sql)
-    "relevance": ("s.relevance", float),
-}
+SORT_KEYS: dict[str, tuple[str, type]] = {o.key: (o.sql, o.cursor) for o in ORDERS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,15 +141,3 @@ class Ordering:
             # And the statistics the ranking was made with (loaders.postings), ints, maybe none.
             return (float, int, list)
         return (int,) if self.key == "newest" else (SORT_KEYS[self.key][1], int)
-
-
-# A facet's own filter, which its counts leave out (Selection.without).
-_FACET_FILTER = {
-    "topic": "topic",
-    "stack": "stack_any",
-    "tools": "tools_all",
-    "entities": "entity",
-    "code_language": "code_language",
-    "difficulty": "difficulty",
-    "status": "status",
-}

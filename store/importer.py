@@ -32,10 +32,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.schema import CreateIndex
 
-from models import ImportReceiptRecord, Post, table
+from models import ImportReceiptRecord, Post, PostEntity, PostStack, PostTool, SimilarPost, table
 from models.trouble import StoreTrouble, StoreTroubleError, diagnose
 
 from .bulk import tune_for_bulk
@@ -66,24 +68,28 @@ ANALYZE_SHARE = 0.1
 # write, against about 1.5 s to build them at the end. Each as the migrations make it (tests/store compares them
 # with a new store's). Every import first makes any of them that is missing, so an import
 # stopped before the end leaves them to the next one.
-DEFERRED_INDEXES = (
-    "CREATE INDEX ix_post_clarity_id ON post (clarity, id)",
-    "CREATE INDEX ix_post_code_language ON post (code_language)",
-    "CREATE INDEX ix_post_depth_id ON post (depth, id)",
-    "CREATE INDEX ix_post_difficulty ON post (difficulty)",
-    "CREATE INDEX ix_post_entity_entity ON post_entity (entity_id, post_id)",
-    "CREATE INDEX ix_post_freshness_id ON post (freshness, id)",
-    "CREATE INDEX ix_post_last_reviewed ON post (last_reviewed)",
-    "CREATE INDEX ix_post_quality_id ON post (quality, id)",
+# The indexes of these tables' models (``Field(index=True)`` and ``__table_args__``), but for
+# partial ones (few rows: nothing to gain), as SQLite's dialect writes them, and the expression
+# indexes of two orderings, which the migrations write per dialect (see migrations/versions/0001).
+_DEFERRED_TABLES = (Post, PostEntity, PostStack, PostTool, SimilarPost)
+_ORDER_INDEXES = (
     "CREATE INDEX ix_post_reviewed_order ON post (COALESCE(last_reviewed, '0001-01-01'), id)",
-    "CREATE INDEX ix_post_stack_term ON post_stack (term_id, post_id)",
-    "CREATE INDEX ix_post_status ON post (status)",
     "CREATE INDEX ix_post_title_order ON post (title, id)",
-    "CREATE INDEX ix_post_tool_tool ON post_tool (tool_id, post_id)",
-    "CREATE INDEX ix_post_topic ON post (topic)",
-    "CREATE INDEX ix_post_view_count_id ON post (view_count, id)",
-    "CREATE INDEX ix_similar_post_similar ON similar_post (similar_id)",
 )
+
+
+def _deferred_indexes() -> tuple[str, ...]:
+    dialect = sqlite.dialect()
+    made = [
+        str(CreateIndex(index).compile(dialect=dialect)).strip()
+        for model in _DEFERRED_TABLES
+        for index in table(model).indexes
+        if index.dialect_options["sqlite"]["where"] is None
+    ]
+    return tuple(sorted([*made, *_ORDER_INDEXES], key=lambda statement: statement.split()[2]))
+
+
+DEFERRED_INDEXES = _deferred_indexes()
 
 
 @dataclass(slots=True)

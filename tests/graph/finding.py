@@ -359,6 +359,7 @@ def matches(source: Source, where: dict[str, Any] | None) -> bool:
             "minClarity": lambda v: meta.scores.clarity >= v,
             "viewCountMin": lambda v: meta.view_count >= v,
             "viewCountMax": lambda v: meta.view_count <= v,
+            "readingTimeMin": lambda v: meta.reading_time >= v,
             "readingTimeMax": lambda v: meta.reading_time <= v,
             "reviewedAfter": lambda v: reviewed is not None and reviewed >= dt.date.fromisoformat(v),
             "reviewedBefore": lambda v: reviewed is not None and reviewed <= dt.date.fromisoformat(v),

@@ -136,6 +136,7 @@ ONE_FIELD = {
     "minClarity": {"minClarity": 85},
     "viewCountMin": {"viewCountMin": 100_000},
     "viewCountMax": {"viewCountMax": 1_000},
+    "readingTimeMin": {"readingTimeMin": 12},
     "readingTimeMax": {"readingTimeMax": 6},
     "reviewedAfter": {"reviewedAfter": "2026-01-01"},
     "reviewedBefore": {"reviewedBefore": "2024-06-30"},
@@ -161,18 +162,27 @@ COMBINED = {
     "topic+codeLanguage": {"topic": SEED_TOPIC, "codeLanguage": "python"},
     "seed-views-exactly": {"viewCountMin": 223_096, "viewCountMax": 223_096},
     "seed-review-day-exactly": {"reviewedAfter": "2026-07-02", "reviewedBefore": "2026-07-02"},
+    "seed-reading-time-exactly": {"readingTimeMin": 5, "readingTimeMax": 5},
 }
 NOTHING = {
     "unknown-difficulty": {"difficulty": "expert"},
     "unknown-tool-among-known": {"toolsAll": ["pytest", "no-such-tool"]},
     "entity-of-another-type": {"entity": {"name": "python services", "type": "problem"}},
     "empty-view-window": {"viewCountMin": 1_000, "viewCountMax": 999},
+    "empty-reading-time-window": {"readingTimeMin": 10, "readingTimeMax": 9},
 }
 EVERYTHING = {
     "empty-object": {},
     "null-fields": {"topic": None, "stackAny": None, "minQuality": None, "reviewedAfter": None, "entity": None},
     "empty-lists": {"stackAny": [], "toolsAll": []},
-    "lowest-bounds": {"minQuality": 0, "minFreshness": 0, "minDepth": 0, "minClarity": 0, "viewCountMin": 0},
+    "lowest-bounds": {
+        "minQuality": 0,
+        "minFreshness": 0,
+        "minDepth": 0,
+        "minClarity": 0,
+        "viewCountMin": 0,
+        "readingTimeMin": 0,
+    },
 }
 
 
@@ -238,6 +248,7 @@ OUT_OF_RANGE = {
     "minClarity-101": ({"minClarity": 101}, "minClarity"),
     "viewCountMin-negative": ({"viewCountMin": -5}, "viewCountMin"),
     "viewCountMax-negative": ({"viewCountMax": -1}, "viewCountMax"),
+    "readingTimeMin-negative": ({"readingTimeMin": -3}, "readingTimeMin"),
     "readingTimeMax-negative": ({"readingTimeMax": -1}, "readingTimeMax"),
 }
 
