@@ -1,6 +1,6 @@
 """A store of ~300 posts served over HTTP, and what each query must return, computed from the documents.
 
-Shared by ``test_finding_posts.py`` and ``test_vocabulary.py``. Every expectation
+Shared by ``test_finding_posts.py``, ``test_search_posts.py`` and ``test_vocabulary.py``. Every expectation
 here is computed in Python from the parsed documents (``documents.parse`` and
 their fields), never from the API or the store.
 
