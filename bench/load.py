@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -154,24 +154,34 @@ def serve(
 
 @contextmanager
 def run_server(
-    name: str, command: list[str], port: int, env: dict[str, str], log: Path, startup_timeout: float = 120.0
+    name: str,
+    command: list[str],
+    port: int,
+    env: dict[str, str],
+    log: Path,
+    startup_timeout: float = 120.0,
+    *,
+    ready: Callable[[int], bool] = _healthy,
+    cwd: Path = ROOT,
+    error: type[Exception] = RuntimeError,
 ) -> Iterator[Server]:
-    """Run ``command`` (a server on ``port``) until the block ends, once ``/healthz`` answers 200.
+    """Run ``command`` (a server on ``port``) until the block ends, once ``ready(port)`` (by default:
+    ``/healthz`` answers 200); ``error`` when it exits or does not answer in time.
 
     Stopped with SIGTERM (a supervisor stops its workers), then SIGKILL to whatever of its
     process tree is left, even when the block raises.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT)
         server = Server(name, port, process)
         try:
             deadline = time.monotonic() + startup_timeout
-            while not _healthy(port):
+            while not ready(port):
                 if process.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {process.returncode} on start; see {log}")
+                    raise error(f"{name} exited with {process.returncode} on start; see {log}")
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} did not answer /healthz within {startup_timeout:.0f} s; see {log}")
+                    raise error(f"{name} did not answer within {startup_timeout:.0f} s; see {log}")
                 time.sleep(0.1)
             yield server
         finally:

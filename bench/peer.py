@@ -136,22 +136,18 @@ def serve(
     if debug_sql:
         env["DEBUG"] = "postgraphile:postgres"
         env["DEBUG_COLORS"] = "0"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command(database_url, port), cwd=FOLDER, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + startup_timeout
-            while not _answers(port):
-                if process.poll() is not None:
-                    raise PeerUnavailable(f"PostGraphile exited with {process.returncode} on start; see {log}")
-                if time.monotonic() > deadline:
-                    raise PeerUnavailable(f"PostGraphile did not answer within {startup_timeout:.0f} s; see {log}")
-                time.sleep(0.2)
-            yield load.Server("postgraphile", port, process)
-        finally:
-            load.stop(process)
+    with load.run_server(
+        "postgraphile",
+        command(database_url, port),
+        port,
+        env,
+        log,
+        startup_timeout,
+        ready=_answers,
+        cwd=FOLDER,
+        error=PeerUnavailable,
+    ) as server:
+        yield server
 
 
 SQL_LOG_MARK = " postgraphile:postgres "
